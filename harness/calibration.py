@@ -1,0 +1,78 @@
+"""Calibration windows for pruning, sampled as the reference implementations do.
+
+SparseGPT's and Wanda's C4 loader: with ``random.seed(seed)``, repeatedly draw a document index
+uniformly, skip documents whose tokenisation is not longer than ``seqlen``, then draw a window start
+uniformly inside it. On the same shard, tokenizer and seed this gives the same batches as theirs.
+Calibration sets are declared like tasks (``tasks/calibration/*.yaml``) and pinned by sha256.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from harness import data as datamod
+from harness.errors import HarnessError
+from harness.pruning import Calibration
+from harness.tasks import Task, get_calibration
+from harness.textdata import read_documents
+
+DEFAULT_ORDER = ("c4", "c4-sample1k", "wikipedia-gensim")  # 'auto': the first available
+
+
+def resolve_calibration_name(name: str) -> str:
+    """Turn 'auto' into a concrete calibration set id (stored in the run's parameters)."""
+    if name != "auto":
+        get_calibration(name)  # raises with suggestions when unknown
+        return name
+    for candidate in DEFAULT_ORDER:
+        task = get_calibration(candidate)
+        if all(datamod.is_available(spec) for spec in task.data.values()):
+            return candidate
+    raise HarnessError(
+        "no calibration data available: set HARNESS_DATA_DIR (C4 sample) or install gensim==4.4.0 (fallback)"
+    )
+
+
+def sample_windows(docs: list[str], tokenizer, nsamples: int, seqlen: int, seed: int) -> torch.Tensor:
+    rng = random.Random(seed)  # same stream as random.seed(seed) + random.randint in the references
+    long_enough = 0
+    windows = []
+    cache: dict[int, torch.Tensor] = {}
+    for _ in range(nsamples):
+        tries = 0
+        while True:
+            i = rng.randint(0, len(docs) - 1)
+            if i not in cache:
+                cache[i] = tokenizer(docs[i], return_tensors="pt").input_ids
+            enc = cache[i]
+            if enc.shape[1] > seqlen:
+                long_enough += 1
+                break
+            tries += 1
+            if tries > 100_000:
+                raise HarnessError(f"no calibration document is longer than seqlen={seqlen} tokens")
+        start = rng.randint(0, enc.shape[1] - seqlen - 1)
+        windows.append(enc[:, start : start + seqlen])
+    return torch.cat(windows, dim=0)
+
+
+def load_calibration(tokenizer, *, name: str, nsamples: int, seqlen: int, seed: int) -> Calibration:
+    task: Task = get_calibration(name)
+    spec = task.data["documents"]
+    resolved = datamod.resolve(spec)
+    docs = read_documents(resolved)
+    ids = sample_windows(docs, tokenizer, nsamples, seqlen, seed)
+    return Calibration(
+        input_ids=ids,
+        source={
+            "set": name,
+            "title": task.title,
+            "documents": len(docs),
+            "nsamples": nsamples,
+            "seqlen": seqlen,
+            "seed": seed,
+            "data": resolved.provenance(),
+        },
+    )

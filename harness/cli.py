@@ -1,0 +1,196 @@
+"""Command line: `harness list|run|validate|report|compare`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness import __version__, config
+from harness.errors import HarnessError
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "methods":
+        from harness.registry import list_methods
+
+        for m in list_methods():
+            print(f"{m.family:10s} {m.name:16s} {m.summary}")
+            for name, tp, default in m.params_cls.describe():
+                print(f"{'':28s}{name}: {tp} = {default!r}")
+    elif args.what == "tasks":
+        from harness.tasks import load_tasks
+
+        for t in sorted(load_tasks().values(), key=lambda t: (t.kind, t.id)):
+            primary = t.primary_metric.name if t.metrics else "-"
+            print(f"{t.kind:12s} {t.id:24s} v{t.version}  primary={primary:10s} {t.title}")
+    else:
+        from harness.models import CONFIGS, EMBEDDED
+
+        for name, spec in EMBEDDED.items():
+            print(f"{name:24s} {spec['description']}")
+        for name in CONFIGS:
+            print(f"config:{name:17s} architecture only, random weights (latency runs only)")
+        print(f"{'<dir> | <org/name[@rev]>':24s} a local Hugging Face checkpoint or a hub id")
+    return 0
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.params import parse_param_string
+    from harness.runner import RunRequest, execute
+
+    req = RunRequest(
+        method=args.method,
+        params=parse_param_string(args.params),
+        model=args.model,
+        tasks=args.task or [],
+        limit=args.limit,
+        device=args.device,
+        dtype=args.dtype,
+        results_dir=Path(args.results),
+        save_model=Path(args.save_model) if args.save_model else None,
+        force=args.force,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    outcomes = execute(req)
+    print_outcomes(outcomes)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def print_outcomes(outcomes) -> None:
+    rows = []
+    for o in outcomes:
+        doc = o.doc or {}
+        metrics = doc.get("metrics") or {}
+        shown = ", ".join(f"{k}={_fmt(v['value'])}" for k, v in metrics.items()) or doc.get("error", {}).get("message", "")[:80]
+        sparsity = (doc.get("pruning") or {}).get("measured_sparsity")
+        rows.append((o.task, o.status, doc.get("method", {}).get("name", ""),
+                     "-" if sparsity is None else f"{sparsity:.4f}", shown, str(o.path)))
+    if not rows:
+        return
+    headers = ("task", "status", "method", "sparsity", "metrics", "stored at")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from harness.results import ResultStore, load_items
+
+    paths: list[Path] = []
+    for p in args.paths or [args.results]:
+        p = Path(p)
+        if p.is_dir():
+            paths += sorted(x for x in p.rglob("*.json") if not x.name.startswith("."))
+        else:
+            paths.append(p)
+    store = ResultStore(args.results)
+    bad = 0
+    for path in paths:
+        try:
+            doc = store.load(path)
+            load_items(path, doc)
+        except HarnessError as exc:
+            bad += 1
+            print(f"INVALID {exc}")
+        except OSError as exc:
+            bad += 1
+            print(f"INVALID {path}: {exc}")
+        else:
+            if args.verbose:
+                print(f"ok      {path}")
+    print(f"{len(paths) - bad} valid, {bad} invalid")
+    return 1 if bad else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import build_site
+
+    summary = build_site(Path(args.results), Path(args.out))
+    for path, message in summary.problems:
+        print(f"problem: {path}: {message}")
+    print(f"wrote {len(summary.pages)} pages to {args.out}" + (f" ({len(summary.problems)} problems)" if summary.problems else ""))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_runs
+
+    print(compare_runs(args.runs, Path(args.results), args.baseline, args.test, args.correction, args.format))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Benchmark harness for pruning, retrieval and reranking.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list methods, tasks or models")
+    p.add_argument("what", choices=["methods", "tasks", "models"])
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("run", help="run a method on a model and tasks, store the results")
+    p.add_argument("--method", required=True)
+    p.add_argument("--params", default="", help="k=v,k=v (e.g. sparsity=0.5,pattern=2:4)")
+    p.add_argument("--model", help="smollm2-135m, a local checkpoint directory, a hub id, or config:<name>")
+    p.add_argument("--task", action="append", help="task id (repeatable)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N windows/examples/queries (stored in the protocol)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--save-model", help="write the pruned model here as a Hugging Face checkpoint")
+    p.add_argument("--batch-size", type=int, help="evaluation batch size (does not change results)")
+    p.add_argument("--force", action="store_true", help="re-run even if an identical result is stored")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("validate", help="check stored results against the schema")
+    p.add_argument("paths", nargs="*")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("report", help="render the static leaderboard site from stored results")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--out", default="site")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="paired comparison of stored runs (for papers)")
+    p.add_argument("runs", nargs="+", help="run ids (or unique prefixes)")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--baseline", help="run id to compare against (default: the first)")
+    p.add_argument("--test", default="paired-bootstrap",
+                   choices=["paired-bootstrap", "randomization", "t", "wilcoxon", "mcnemar"])
+    p.add_argument("--correction", default="holm", choices=["holm", "bonferroni", "none"])
+    p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    p.set_defaults(func=_cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Offline by default here would surprise users with internet; but a hub lookup that cannot
+    # succeed costs ~45 s, so respect HARNESS_OFFLINE as a shortcut for both HF variables.
+    if os.environ.get("HARNESS_OFFLINE") == "1":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

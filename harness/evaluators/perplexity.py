@@ -1,0 +1,91 @@
+"""Token perplexity with the protocol of the pruning papers.
+
+Text joined once, tokenised once, cut into non-overlapping windows of ``seqlen`` tokens (the trailing
+partial window is dropped); perplexity = exp(total NLL / predicted tokens). Every window predicts
+``seqlen - 1`` tokens, so this equals SparseGPT's/Wanda's exp(mean of per-window mean losses).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from harness.data import resolve
+from harness.errors import HarnessError
+from harness.evaluators import EvalOutput, Metric, RunContext, register_evaluator
+from harness.tasks import Task
+from harness.textdata import read_text
+
+
+def tokenize_windows(tokenizer, text: str, seqlen: int) -> torch.Tensor:
+    """[n_windows, seqlen] token ids of the whole text (partial last window dropped)."""
+    old_max = getattr(tokenizer, "model_max_length", None)
+    tokenizer.model_max_length = int(1e12)  # silence the 'sequence too long' warning: we window ourselves
+    try:
+        ids = tokenizer(text, return_tensors="pt").input_ids[0]
+    finally:
+        if old_max is not None:
+            tokenizer.model_max_length = old_max
+    n = ids.numel() // seqlen
+    if n == 0:
+        raise HarnessError(f"the text has {ids.numel()} tokens, fewer than one window of {seqlen}")
+    return ids[: n * seqlen].view(n, seqlen)
+
+
+@torch.inference_mode()
+def window_nll(model, windows: torch.Tensor, device: str, batch_size: int = 1, progress: bool = True) -> torch.Tensor:
+    """Sum of token NLLs of each window (float64), predicting tokens 1..seqlen-1 from their prefix."""
+    sums = []
+    bar = tqdm(total=windows.shape[0], desc="perplexity windows", unit="win", disable=not progress)
+    for start in range(0, windows.shape[0], batch_size):
+        batch = windows[start : start + batch_size].to(device)
+        logits = model(input_ids=batch, use_cache=False).logits
+        nll = F.cross_entropy(
+            logits[:, :-1, :].reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="none"
+        ).view(batch.shape[0], -1)
+        sums.append(nll.sum(dim=1).double().cpu())
+        bar.update(batch.shape[0])
+    bar.close()
+    return torch.cat(sums)
+
+
+@register_evaluator("perplexity")
+def evaluate_perplexity(task: Task, ctx: RunContext) -> EvalOutput:
+    if ctx.model is None or ctx.model.tokenizer is None:
+        raise HarnessError(f"task {task.id} needs a causal LM with a tokenizer")
+    seqlen = int(task.protocol.get("seqlen", 2048))
+    resolved = resolve(task.data["text"])
+    text = read_text(resolved)
+    windows = tokenize_windows(ctx.model.tokenizer, text, seqlen)
+    total_windows = windows.shape[0]
+    if ctx.limit is not None:
+        windows = windows[: ctx.limit]
+    sums = window_nll(ctx.model.model, windows, ctx.device, ctx.batch_size or 1, ctx.progress)
+    per_token = seqlen - 1
+    means = sums / per_token
+    n = means.numel()
+    mean_nll = float(sums.sum() / (n * per_token))
+    std = float(means.std(unbiased=True)) if n > 1 else None
+    nll_se = std / math.sqrt(n) if std is not None else None
+    ppl = math.exp(mean_nll)
+    items = [
+        {"item": f"window-{i:04d}", "nll": float(m), "ppl": math.exp(float(m)), "tokens": per_token}
+        for i, m in enumerate(means.tolist())
+    ]
+    return EvalOutput(
+        metrics={
+            "ppl": Metric(ppl, n, ppl * nll_se if nll_se is not None else None),  # delta method
+            "nll": Metric(mean_nll, n, nll_se),
+        },
+        items=items,
+        data=[resolved.provenance()],
+        protocol_details={
+            "windows_evaluated": n,
+            "windows_available": int(total_windows),
+            "tokens_predicted": n * per_token,
+            "tokenizer": f"{type(ctx.model.tokenizer).__name__} (vocab {len(ctx.model.tokenizer)})",
+        },
+    )

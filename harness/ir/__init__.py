@@ -1,0 +1,1 @@
+"""Information-retrieval half of the harness: collections, method interfaces, evaluation."""

@@ -1,0 +1,1 @@
+"""Built-in method adapters, one file per method, grouped by family."""
