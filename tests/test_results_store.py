@@ -1,0 +1,141 @@
+import json
+import os
+
+import pytest
+
+from harness.errors import ResultValidationError
+from harness.results import ResultStore, run_digest, validate_result
+
+BASE = dict(method="wanda", params={"sparsity": 0.5, "pattern": "unstructured"}, model="smollm2-135m",
+            task_id="wikitext2", task_version=1, protocol={"seqlen": 2048, "limit": 4})
+
+
+def make_doc(**over):
+    args = dict(BASE) | over
+    run_id = run_digest(**args)
+    return {
+        "schema_version": 1,
+        "run_id": run_id,
+        "status": "ok",
+        "error": None,
+        "created_at": "2026-11-22T00:00:00+00:00",
+        "method": {"name": args["method"], "family": "pruning", "params": args["params"], "non_semantic": []},
+        "model": {"id": args["model"], "random_weights": False, "info": {}},
+        "task": {"id": args["task_id"], "version": args["task_version"], "kind": "perplexity", "protocol": args["protocol"]},
+        "metrics": {"ppl": {"value": 21.5, "n": 4, "stderr": 0.3, "higher_is_better": False, "primary": True}},
+        "pruning": {"measured_sparsity": 0.5},
+        "efficiency": {"prune_seconds": 1.0, "eval_seconds": 2.0},
+        "provenance": {"harness_version": "0.1.0", "command": "harness run", "reproduce": "harness run", "packages": {},
+                       "device": {"type": "cpu"}, "data": []},
+    }
+
+
+def test_digest_changes_with_every_input_and_only_then():
+    ref = run_digest(**BASE)
+    assert run_digest(**dict(BASE)) == ref
+    # key order does not matter
+    assert run_digest(**BASE | {"params": {"pattern": "unstructured", "sparsity": 0.5}}) == ref
+    changes = [
+        {"method": "magnitude"},
+        {"params": {"sparsity": 0.6, "pattern": "unstructured"}},
+        {"params": {"sparsity": 0.5, "pattern": "2:4"}},
+        {"model": "config:tiny-llama"},
+        {"task_id": "wikipedia-gensim-ppl"},
+        {"task_version": 2},
+        {"protocol": {"seqlen": 2048, "limit": 8}},
+        {"protocol": {"seqlen": 1024, "limit": 4}},
+        {"protocol": {"seqlen": 2048, "limit": None}},
+    ]
+    digests = {run_digest(**BASE | c) for c in changes}
+    assert ref not in digests and len(digests) == len(changes)
+
+
+def test_write_then_load_roundtrip_with_items(tmp_path):
+    store = ResultStore(tmp_path)
+    doc = make_doc()
+    items = [{"item": "window-0000", "nll": 3.0}, {"item": "window-0001", "nll": 3.2}]
+    path = store.write(doc, items=items, artifacts={"run.trec": ("trec", b"1 Q0 d 1 1.0 x\n")})
+    assert path == tmp_path / "wikitext2" / f"{doc['run_id']}.json"
+    loaded = store.load(path)
+    assert loaded["items"]["count"] == 2 and loaded["items"]["key"] == "item"
+    good, bad = store.scan()
+    assert len(good) == 1 and not bad and good[0].items() == items
+    assert (path.parent / f"{doc['run_id']}.run.trec").read_bytes() == b"1 Q0 d 1 1.0 x\n"
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def test_never_overwrites_a_different_run(tmp_path):
+    store = ResultStore(tmp_path)
+    doc = make_doc()
+    path = store.write(doc)
+    other = json.loads(path.read_text())
+    other["model"]["id"] = "someone-else"  # same file name, different inputs
+    path.write_text(json.dumps(other))
+    with pytest.raises(ResultValidationError, match="holds a different run"):
+        store.write(doc)
+    assert json.loads(path.read_text())["model"]["id"] == "someone-else"  # untouched
+
+
+def test_edited_metric_inputs_are_detected(tmp_path):
+    doc = make_doc()
+    doc["method"]["params"]["sparsity"] = 0.7  # inputs no longer match the run id
+    with pytest.raises(ResultValidationError, match="does not match the digest"):
+        validate_result(doc, "x.json")
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.pop("metrics"), "'metrics' is a required property"),
+        (lambda d: d["metrics"]["ppl"].update(value="high"), "metrics.ppl.value"),
+        (lambda d: d.update(status="weird"), "status"),
+        (lambda d: d.update(schema_version=99), "schema_version"),
+        (lambda d: d.update(status="failed"), "error"),
+        (lambda d: d["metrics"]["ppl"].update(value=float("nan")), "not finite"),
+    ],
+)
+def test_schema_violations_name_the_field(mutate, field):
+    doc = make_doc()
+    mutate(doc)
+    with pytest.raises(ResultValidationError, match=field):
+        validate_result(doc, "r.json")
+
+
+def test_failed_result_carries_no_metric():
+    doc = make_doc()
+    doc.update(status="failed", error={"type": "RuntimeError", "message": "boom"})
+    with pytest.raises(ResultValidationError, match="metrics"):
+        validate_result(doc, "r.json")
+    doc["metrics"] = {}
+    validate_result(doc, "r.json")
+
+
+def test_scan_reports_corrupt_and_foreign_files_and_touches_nothing(tmp_path):
+    store = ResultStore(tmp_path)
+    store.write(make_doc())
+    (tmp_path / "wikitext2" / "corrupt.json").write_text("{not json")
+    (tmp_path / "foreign.json").write_text(json.dumps({"hello": "world"}))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    good, bad = store.scan()
+    assert len(good) == 1
+    messages = "\n".join(m for _, m in bad)
+    assert "corrupt.json: not valid JSON" in messages and "foreign.json" in messages
+    assert before == {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+
+def test_tampered_sidecar_is_detected(tmp_path):
+    store = ResultStore(tmp_path)
+    path = store.write(make_doc(), items=[{"item": "a", "nll": 1.0}])
+    sidecar = path.with_name(path.stem + ".items.jsonl")
+    sidecar.write_text('{"item":"a","nll":0.5}\n')
+    good, bad = store.scan()
+    assert not good and "sha256 differs" in bad[0][1]
+
+
+def test_unwritable_results_dir_fails_before_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="not writable"):
+        ResultStore(blocker / "results").check_writable()
