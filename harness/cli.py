@@ -44,12 +44,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.params import parse_param_string
     from harness.runner import RunRequest, execute
 
+    limit, task_limits = parse_limits(args.limit or [])
     req = RunRequest(
         method=args.method,
         params=parse_param_string(args.params),
         model=args.model,
         tasks=args.task or [],
-        limit=args.limit,
+        limit=limit,
+        task_limits=task_limits,
         device=args.device,
         dtype=args.dtype,
         results_dir=Path(args.results),
@@ -61,6 +63,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcomes = execute(req)
     print_outcomes(outcomes)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def parse_limits(values: list[str]) -> tuple[int | None, dict[str, int]]:
+    limit: int | None = None
+    per_task: dict[str, int] = {}
+    for value in values:
+        name, sep, number = value.rpartition("=")
+        try:
+            n = int(number)
+        except ValueError:
+            raise HarnessError(f"--limit {value!r}: expected N or TASK=N") from None
+        if sep:
+            per_task[name] = n
+        else:
+            limit = n
+    return limit, per_task
 
 
 def print_outcomes(outcomes) -> None:
@@ -142,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="", help="k=v,k=v (e.g. sparsity=0.5,pattern=2:4)")
     p.add_argument("--model", help="smollm2-135m, a local checkpoint directory, a hub id, or config:<name>")
     p.add_argument("--task", action="append", help="task id (repeatable)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N windows/examples/queries (stored in the protocol)")
+    p.add_argument("--limit", action="append", metavar="N|TASK=N",
+                   help="evaluate only the first N windows/examples/queries (stored in the protocol); "
+                        "TASK=N sets it for one task (repeatable)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--results", default=str(config.default_results_dir()))

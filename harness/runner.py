@@ -32,6 +32,7 @@ class RunRequest:
     model: str | None = None
     tasks: list[str] = field(default_factory=list)
     limit: int | None = None
+    task_limits: dict[str, int] = field(default_factory=dict)  # per-task override of ``limit``
     device: str = "cpu"
     dtype: str = "float32"
     results_dir: Path = Path("results")
@@ -66,9 +67,13 @@ def _resolve_params(info: MethodInfo, raw: dict[str, str]) -> MethodParams:
     return build_params(info.params_cls, raw, method=info.name)
 
 
+def limit_for(task: Task, req: RunRequest) -> int | None:
+    return req.task_limits.get(task.id, req.limit)
+
+
 def protocol_for(task: Task, req: RunRequest) -> dict[str, Any]:
     protocol = dict(task.protocol)
-    protocol["limit"] = req.limit
+    protocol["limit"] = limit_for(task, req)
     if task.kind == "latency":
         protocol["device"] = req.device
         protocol["dtype"] = req.dtype
@@ -85,8 +90,8 @@ def reproduce_command(info: MethodInfo, params: MethodParams, req: RunRequest, t
     if req.model:
         parts += ["--model", req.model]
     parts += ["--task", task.id]
-    if req.limit is not None:
-        parts += ["--limit", str(req.limit)]
+    if limit_for(task, req) is not None:
+        parts += ["--limit", str(limit_for(task, req))]
     if req.device != "cpu":
         parts += ["--device", req.device]
     if req.dtype != "float32":
@@ -123,8 +128,12 @@ def execute(req: RunRequest) -> list[RunOutcome]:
         raise HarnessError(
             f"{info.family} methods take their model as a parameter (--params model=...), not --model"
         )
-    if req.limit is not None and req.limit < 1:
-        raise HarnessError(f"--limit must be >= 1, got {req.limit}")
+    for name, lim in [("", req.limit), *req.task_limits.items()]:
+        if lim is not None and lim < 1:
+            raise HarnessError(f"--limit {name + '=' if name else ''}{lim}: a limit must be >= 1")
+    unknown_limits = set(req.task_limits) - {t.id for t in tasks}
+    if unknown_limits:
+        raise HarnessError(f"--limit names tasks that are not run: {', '.join(sorted(unknown_limits))}")
     if req.device.startswith("cuda"):
         import torch
 
@@ -236,10 +245,11 @@ def execute(req: RunRequest) -> list[RunOutcome]:
             try:
                 evaluator = get_evaluator(task.kind)
                 ctx = RunContext(
-                    method=method, model=loaded, device=req.device, limit=req.limit,
+                    method=method, model=loaded, device=req.device, limit=limit_for(task, req),
                     batch_size=req.batch_size, progress=req.progress,
                 )
-                log(f"evaluating {task.id}" + (f" (limit {req.limit})" if req.limit else ""))
+                lim = limit_for(task, req)
+                log(f"evaluating {task.id}" + (f" (limit {lim})" if lim else ""))
                 t0 = time.perf_counter()
                 out: EvalOutput = evaluator(task, ctx)
                 doc["efficiency"]["eval_seconds"] = time.perf_counter() - t0
