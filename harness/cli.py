@@ -130,9 +130,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import build_site
+    from harness.report import run_from_args
 
-    summary = build_site(Path(args.results), Path(args.out))
+    summary = run_from_args(args)
     for path, message in summary.problems:
         print(f"problem: {path}: {message}")
     print(f"wrote {len(summary.pages)} pages to {args.out}" + (f" ({len(summary.problems)} problems)" if summary.problems else ""))
@@ -140,9 +140,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_runs
+    from harness.compare import run_from_args
 
-    print(compare_runs(args.runs, Path(args.results), args.baseline, args.test, args.correction, args.format))
+    print(run_from_args(args))
     return 0
 
 
@@ -178,19 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=_cmd_validate)
 
+    from harness import compare as comparemod
+    from harness import report as reportmod
+
     p = sub.add_parser("report", help="render the static leaderboard site from stored results")
-    p.add_argument("--results", default=str(config.default_results_dir()))
-    p.add_argument("--out", default="site")
+    reportmod.add_arguments(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="paired comparison of stored runs (for papers)")
-    p.add_argument("runs", nargs="+", help="run ids (or unique prefixes)")
-    p.add_argument("--results", default=str(config.default_results_dir()))
-    p.add_argument("--baseline", help="run id to compare against (default: the first)")
-    p.add_argument("--test", default="paired-bootstrap",
-                   choices=["paired-bootstrap", "randomization", "t", "wilcoxon", "mcnemar"])
-    p.add_argument("--correction", default="holm", choices=["holm", "bonferroni", "none"])
-    p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    comparemod.add_arguments(p)
     p.set_defaults(func=_cmd_compare)
     return parser
 
