@@ -84,7 +84,8 @@ def validate_result(doc: Any, source: str = "<result>") -> None:
             f"{source}: field 'schema_version': expected {SCHEMA_VERSION}, got {doc.get('schema_version')!r}"
             " (not a harness result, or written by another version)"
         )
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    validator = _validator()
+    errors = [] if validator.is_valid(doc) else sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         fieldpath = ".".join(str(p) for p in err.absolute_path) or "(top level)"
