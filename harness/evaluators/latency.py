@@ -1,0 +1,222 @@
+"""LLM latency: prefill latency over a batch x sequence-length grid, decode throughput with a KV
+cache, and peak memory, timed as DESIGN.md prescribes (warm-up, repeats, CUDA events on a GPU).
+
+The grid depends on the device (a CPU cannot run the GPU grid in reasonable time), so the task
+declares one grid per device type (``protocol.grids.cpu`` / ``protocol.grids.cuda``) and the device,
+its name, dtype, threads and library versions are recorded with the figures: results from
+different devices are different protocols. Random-weight ``config:`` models are fine here (latency
+does not depend on weight values); the runner labels such results.
+
+With ``protocol.sparse_kernels: semi_structured`` the model is timed dense first, then its 2:4
+linears are switched to ``torch.sparse.to_sparse_semi_structured`` weights and timed again (the
+metrics are the 2:4 figures; the dense ones and the measured ratios go to ``efficiency``). That
+needs a CUDA GPU and fp16/bf16 weights; elsewhere the task fails with the reason instead of
+reporting numbers it did not measure.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from harness.errors import HarnessError, TaskDefinitionError
+from harness.evaluators import EvalOutput, Metric, RunContext, register_evaluator
+from harness.latency import (
+    PeakMemory,
+    decode_fn,
+    decode_setup,
+    make_timer,
+    prefill_fn,
+    random_input_ids,
+    semi_structured_unavailable,
+    summarize,
+    to_semi_structured,
+)
+from harness.pruning import prunable_linears
+from harness.tasks import Task
+
+SPARSE_KERNELS = ("none", "semi_structured")
+
+
+def device_type(device: str) -> str:
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def device_name(device: str) -> str:
+    if device_type(device) == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _grid(task: Task, device: str) -> dict[str, Any]:
+    """The protocol for this device type, checked; errors name the task file and field."""
+    where = task.path or task.id
+    grids = task.protocol.get("grids")
+    dtype = device_type(device)
+    if not isinstance(grids, dict) or dtype not in grids:
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}': no latency grid for device {device!r}")
+    g = grids[dtype]
+
+    def ints(path: str, value: Any, minimum: int = 1) -> list[int]:
+        vals = value if isinstance(value, list) else [value]
+        if not vals or not all(isinstance(v, int) and v >= minimum for v in vals):
+            raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.{path}': integers >= {minimum} expected")
+        return vals
+
+    try:
+        prefill, decode = g["prefill"], g["decode"]
+        out = {
+            "batch_sizes": ints("prefill.batch_sizes", prefill["batch_sizes"]),
+            "seqlens": ints("prefill.seqlens", prefill["seqlens"]),
+            "decode_batch_size": ints("decode.batch_size", decode["batch_size"])[0],
+            "decode_prompt_len": ints("decode.prompt_len", decode["prompt_len"])[0],
+            "decode_new_tokens": ints("decode.new_tokens", decode["new_tokens"])[0],
+            "warmup": ints("warmup", g["warmup"], minimum=0)[0],
+            "repeats": ints("repeats", g["repeats"])[0],
+            "decode_repeats": ints("decode_repeats", g["decode_repeats"])[0],
+        }
+    except (KeyError, TypeError) as exc:
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}': missing {exc}") from None
+    # optional: pin the intra-op thread count (CPU); unset = the process's setting, recorded either way
+    out["threads"] = ints("threads", g["threads"])[0] if g.get("threads") is not None else None
+    return out
+
+
+def _measure(model: torch.nn.Module, grid: dict[str, Any], device: str, seed: int, vocab: int,
+             progress: bool) -> dict[str, dict[str, Any]]:
+    """Every prefill cell and the decode measurement: item name -> {config, durations, stats}."""
+    timer = make_timer(device)
+    cells: dict[str, dict[str, Any]] = {}
+    plan = [(b, s) for b in grid["batch_sizes"] for s in grid["seqlens"]]
+    bar = tqdm(total=len(plan) + 1, desc="latency cells", unit="cell", disable=not progress)
+    for b, s in plan:
+        ids = random_input_ids(vocab, b, s, seed, device)
+        durations = timer.measure(prefill_fn(model, ids), warmup=grid["warmup"], repeats=grid["repeats"])
+        stats = summarize(durations)
+        cells[f"prefill/b{b}/s{s}"] = {
+            "phase": "prefill", "batch_size": b, "seqlen": s, "tokens": b * s,
+            "durations_ms": [d / 1e6 for d in durations], "stats_ms": stats,
+            "tokens_per_s_p50": b * s / (stats["p50"] / 1e3),
+        }
+        bar.update(1)
+    b, p, n = grid["decode_batch_size"], grid["decode_prompt_len"], grid["decode_new_tokens"]
+    prompt = random_input_ids(vocab, b, p, seed + 1, device)
+    durations = timer.measure(decode_fn(model, n), warmup=grid["warmup"], repeats=grid["decode_repeats"],
+                              setup=decode_setup(model, prompt))
+    stats = summarize(durations)
+    cells[f"decode/b{b}/p{p}/n{n}"] = {
+        "phase": "decode", "batch_size": b, "prompt_len": p, "new_tokens": n, "tokens": b * n,
+        "durations_ms": [d / 1e6 for d in durations], "stats_ms": stats,
+        "tokens_per_s_p50": b * n / (stats["p50"] / 1e3),
+    }
+    bar.update(1)
+    bar.close()
+    return cells
+
+
+def _metrics(cells: dict[str, dict[str, Any]], grid: dict[str, Any], peak: PeakMemory) -> dict[str, Metric]:
+    prefill = [c for c in cells.values() if c["phase"] == "prefill"]
+    largest = max(prefill, key=lambda c: (c["tokens"], c["seqlen"]))
+    first = cells[f"prefill/b1/s{grid['seqlens'][0]}"] if 1 in grid["batch_sizes"] else min(
+        prefill, key=lambda c: (c["batch_size"], c["seqlen"]))
+    decode = next(c for c in cells.values() if c["phase"] == "decode")
+    return {
+        "prefill_tokens_per_s": Metric(largest["tokens_per_s_p50"], largest["stats_ms"]["n"]),
+        "prefill_ms_p50": Metric(first["stats_ms"]["p50"], first["stats_ms"]["n"]),
+        "decode_tokens_per_s": Metric(decode["tokens_per_s_p50"], decode["stats_ms"]["n"]),
+        "peak_memory_mb": Metric(peak.mb, 1),
+    }
+
+
+def _environment(device: str, model: torch.nn.Module) -> dict[str, Any]:
+    return {
+        "device": device,
+        "device_type": device_type(device),
+        "device_name": device_name(device),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if device_type(device) == "cuda" else None,
+    }
+
+
+@register_evaluator("latency")
+def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
+    if ctx.model is None:
+        raise HarnessError(f"task {task.id} needs a causal LM")
+    model = ctx.model.model
+    device = str(ctx.device)
+    if device_type(device) == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(f"task {task.id}: device {device!r} requested but CUDA is not available")
+    model.to(device)
+    model.eval()
+    grid = _grid(task, device)
+    if ctx.limit is not None:  # a quick run: fewer timed repeats, stored in protocol_details
+        grid["repeats"] = max(1, min(grid["repeats"], ctx.limit))
+        grid["decode_repeats"] = max(1, min(grid["decode_repeats"], ctx.limit))
+    sparse = task.protocol.get("sparse_kernels", "none")
+    if sparse not in SPARSE_KERNELS:
+        raise TaskDefinitionError(
+            f"{task.path or task.id}: field 'protocol.sparse_kernels': {sparse!r} is not one of {', '.join(SPARSE_KERNELS)}"
+        )
+    vocab = int(model.config.vocab_size)
+    process_threads = None
+    if grid["threads"] is not None and device_type(device) == "cpu":
+        process_threads = torch.get_num_threads()
+        torch.set_num_threads(grid["threads"])
+    env = _environment(device, model)
+    efficiency: dict[str, Any] = {"environment": env, "sparse_kernels": sparse}
+
+    dense_cells = None
+    restore: dict[str, torch.nn.Parameter] = {}
+    if sparse == "semi_structured":
+        reason = semi_structured_unavailable(device, next(model.parameters()).dtype)
+        if reason is not None:
+            raise HarnessError(f"task {task.id}: sparse_kernels=semi_structured is unavailable: {reason}")
+        dense_cells = _measure(model, grid, device, ctx.seed, vocab, ctx.progress)
+        linears = prunable_linears(model)
+        restore = {name: lin.weight for name, lin in linears.items()}
+        efficiency["semi_structured"] = to_semi_structured(model, linears)
+
+    try:
+        with PeakMemory(device) as peak:
+            cells = _measure(model, grid, device, ctx.seed, vocab, ctx.progress)
+    finally:
+        for name, lin in prunable_linears(model).items():  # back to dense weights for later tasks
+            if name in restore:
+                lin.weight = restore[name]
+        if process_threads is not None:
+            torch.set_num_threads(process_threads)
+
+    efficiency["peak_memory"] = peak.to_dict()
+    efficiency["cells"] = {k: {kk: vv for kk, vv in v.items() if kk != "durations_ms"} for k, v in cells.items()}
+    items = [{"item": k, "execution": "semi_structured" if dense_cells else "dense", **v} for k, v in cells.items()]
+    if dense_cells is not None:
+        efficiency["dense_cells"] = {k: {kk: vv for kk, vv in v.items() if kk != "durations_ms"}
+                                     for k, v in dense_cells.items()}
+        # speedup = dense p50 / 2:4 p50, both measured in this run on this device
+        efficiency["semi_structured_speedup_p50"] = {
+            k: dense_cells[k]["stats_ms"]["p50"] / cells[k]["stats_ms"]["p50"] for k in cells
+        }
+        items += [{"item": f"dense/{k}", "execution": "dense", **v} for k, v in dense_cells.items()]
+
+    return EvalOutput(
+        metrics=_metrics(cells, grid, peak),
+        items=items,
+        data=[],
+        protocol_details={**grid, **{k: env[k] for k in ("device", "device_type", "device_name", "dtype", "threads")},
+                          "sparse_kernels": sparse, "timer": make_timer(device).kind,
+                          "prefill_logits": "last position only (logits_to_keep=1)"},
+        efficiency={"latency": efficiency},
+    )

@@ -1,0 +1,112 @@
+"""Latency statistics on a fake clock, the timer protocol, and the latency evaluator on a tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from harness.errors import HarnessError
+from harness.latency import Timer, is_two_four, semi_structured_unavailable, summarize
+
+
+def test_summarize_known_percentiles() -> None:
+    # 1..100 ms: linear interpolation gives p50 = 50.5, p95 = 95.05, p99 = 99.01
+    durations_ns = [i * 1_000_000 for i in range(1, 101)]
+    s = summarize(durations_ns)
+    assert s["n"] == 100
+    assert s["p50"] == pytest.approx(50.5)
+    assert s["p95"] == pytest.approx(95.05)
+    assert s["p99"] == pytest.approx(99.01)
+    assert s["mean"] == pytest.approx(50.5)
+    assert s["std"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+
+
+def test_summarize_small_sample_interpolation() -> None:
+    s = summarize([4_000_000, 1_000_000, 2_000_000, 3_000_000])  # order must not matter
+    assert s["p50"] == pytest.approx(2.5)
+    assert s["p95"] == pytest.approx(3.85)  # 1 + 0.95 * 3 = 3.85 -> between 3 and 4 at 0.85
+    assert s["p99"] == pytest.approx(3.97)
+    one = summarize([7_000_000])
+    assert one == {"p50": 7.0, "p95": 7.0, "p99": 7.0, "mean": 7.0, "std": 0.0, "n": 1}
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_timer_on_fake_clock_counts_warmup_setup_and_sync() -> None:
+    readings = iter([0, 5, 100, 112, 1000, 1030])  # three timed calls: 5, 12, 30 ns
+    calls: list[str] = []
+    timer = Timer(clock=lambda: next(readings), sync=lambda: calls.append("sync"))
+
+    def fn(arg: int) -> None:
+        calls.append(f"fn{arg}")
+
+    counter = iter(range(100))
+    durations = timer.measure(fn, warmup=2, repeats=3, setup=lambda: next(counter))
+    assert durations == [5, 12, 30]
+    # warm-up calls are untimed (no clock readings, no sync); each timed call syncs before and after
+    assert calls[:2] == ["fn0", "fn1"]
+    assert calls[2:] == ["sync", "fn2", "sync", "sync", "fn3", "sync", "sync", "fn4", "sync"]
+    with pytest.raises(ValueError):
+        timer.measure(fn, warmup=0, repeats=0)
+
+
+def test_two_four_detection_and_cpu_refusal() -> None:
+    w = torch.tensor([[1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 4.0]])
+    assert is_two_four(w)
+    w[0, 1] = 5.0  # first group now has 3 non-zeros
+    assert not is_two_four(w)
+    reason = semi_structured_unavailable("cpu", torch.float16)
+    assert reason is not None and "CUDA" in reason
+
+
+@pytest.fixture(scope="module")
+def tiny_latency_output():
+    from harness.evaluators import RunContext, get_evaluator
+    from harness.models import load_model
+    from harness.tasks import get_task
+
+    loaded = load_model("config:tiny-llama")
+    task = get_task("llm-latency")
+    # pin one thread through the protocol: on a shared 2-core machine two OpenMP threads can be
+    # 100x slower for a tiny model
+    grids = {**task.protocol["grids"], "cpu": {**task.protocol["grids"]["cpu"], "threads": 1}}
+    task = dataclasses.replace(task, protocol={**task.protocol, "grids": grids})
+    ctx = RunContext(method=None, model=loaded, device="cpu", limit=2, progress=False)
+    threads = torch.get_num_threads()
+    out = get_evaluator("latency")(task, ctx)
+    assert torch.get_num_threads() == threads  # restored after the measurement
+    return task, loaded, out
+
+
+def test_latency_evaluator_on_tiny_llama(tiny_latency_output) -> None:
+    task, _loaded, out = tiny_latency_output
+    assert set(out.metrics) == {m.name for m in task.metrics}
+    grid = task.protocol["grids"]["cpu"]
+    cells = [f"prefill/b{b}/s{s}" for b in grid["prefill"]["batch_sizes"] for s in grid["prefill"]["seqlens"]]
+    dec = grid["decode"]
+    names = [it["item"] for it in out.items]
+    assert names == cells + [f"decode/b{dec['batch_size']}/p{dec['prompt_len']}/n{dec['new_tokens']}"]
+    for it in out.items:
+        assert len(it["durations_ms"]) == 2 and all(d > 0 for d in it["durations_ms"])  # limit=2 repeats
+        assert it["stats_ms"]["p50"] == pytest.approx(float(np.median(it["durations_ms"])))
+    largest = max(out.items[:-1], key=lambda it: it["tokens"])
+    assert out.metrics["prefill_tokens_per_s"].value == pytest.approx(largest["tokens"] / largest["stats_ms"]["p50"] * 1e3)
+    assert out.metrics["prefill_ms_p50"].value == pytest.approx(out.items[0]["stats_ms"]["p50"])
+    assert out.metrics["peak_memory_mb"].value > 0
+    env = out.efficiency["latency"]["environment"]
+    assert env["device"] == "cpu" and env["dtype"] == "float32" and env["threads"] == 1
+    assert "process_peak_rss" in out.efficiency["latency"]["peak_memory"]["kind"]
+    assert out.protocol_details["repeats"] == 2 and out.protocol_details["device_type"] == "cpu"
+
+
+def test_semi_structured_on_cpu_fails_clearly(tiny_latency_output) -> None:
+    from harness.evaluators import RunContext, get_evaluator
+
+    task, loaded, _ = tiny_latency_output
+    sparse_task = dataclasses.replace(task, protocol={**task.protocol, "sparse_kernels": "semi_structured"})
+    ctx = RunContext(method=None, model=loaded, device="cpu", limit=1, progress=False)
+    with pytest.raises(HarnessError, match="unavailable.*CUDA"):
+        get_evaluator("latency")(sparse_task, ctx)
