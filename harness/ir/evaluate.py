@@ -1,0 +1,258 @@
+"""Evaluation of retrieval and reranking methods on an IR task, through ir-measures.
+
+Protocol (what :func:`evaluate_ir` does):
+
+1. Load the collection (``harness.ir.collections.load_collection``, or the loader named by the
+   task's ``options.loader``, e.g. ``trecdl`` for reranking tasks). ``ctx.limit`` keeps the first N
+   judged topics in file order (and their qrels / first-stage rows).
+2. Retrieval: ``method.index(corpus)`` (timed; adapters cache indexes by corpus digest), then
+   ``method.transformer()`` on the topics. Reranking: the transformer on the first stage.
+3. The run is normalised: ids as strings, sorted by score descending then docno ascending (the
+   deterministic tie-break), ranks recomputed from 0, cut at ``protocol.cutoff`` (default 1000).
+4. Measures: the task's metric names parsed by ir-measures. When ``protocol.rel_threshold`` is
+   above 1, measures that take a ``rel`` parameter (RR, R, AP, P, ...) get ``rel=threshold``
+   (TREC DL: ``RR(rel=2)@10``); graded measures (nDCG) use the labels as gains. Stored names are
+   the declared ones. trec_eval (under ir-measures) re-sorts a run by score and breaks ties by
+   docno *descending*; to evaluate exactly the order stored in run.trec, the run is handed to
+   ir-measures with strictly decreasing rank-derived scores. A judged topic with no retrieved
+   document scores 0 on every measure (trec_eval ``-c``). Aggregates are means over judged topics,
+   with the standard error of the mean.
+5. Latency: a separate pass, single-threaded, batch size 1: the first ``warmup`` queries run once
+   untimed, then every query is timed alone (:mod:`harness.ir.latency`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.evaluators import EvalOutput, Metric, RunContext
+from harness.ir.base import IRCollection
+from harness.ir.latency import latency_stats, single_thread, time_each
+from harness.tasks import Task
+
+TIE_BREAK = "score descending, then docno ascending"
+DEFAULT_CUTOFF = 1000
+DEFAULT_WARMUP = 3
+
+
+# --------------------------------------------------------------------------------- loading
+
+
+def load_ir_collection(task: Task) -> IRCollection:
+    loader = task.options.get("loader")
+    if loader:
+        try:
+            module = importlib.import_module(f"harness.ir.{loader}")
+        except ModuleNotFoundError:
+            raise HarnessError(f"{task.path}: field 'options.loader': no loader module harness.ir.{loader}") from None
+        return module.load_collection(task)
+    from harness.ir.collections import load_collection
+
+    return load_collection(task)
+
+
+def limit_collection(coll: IRCollection, limit: int | None) -> IRCollection:
+    """The first ``limit`` topics in file order, with their qrels and first-stage rows."""
+    if limit is None or limit >= len(coll.topics):
+        return coll
+    if limit < 1:
+        raise HarnessError(f"limit must be a positive number of topics, got {limit}")
+    topics = coll.topics.iloc[:limit].reset_index(drop=True)
+    keep = set(topics["qid"].astype(str))
+    qrels = coll.qrels[coll.qrels["query_id"].astype(str).isin(keep)].reset_index(drop=True)
+    first_stage = None
+    if coll.first_stage is not None:
+        first_stage = coll.first_stage[coll.first_stage["qid"].astype(str).isin(keep)].reset_index(drop=True)
+    return IRCollection(coll.id, topics, qrels, coll.corpus, first_stage, coll.data)
+
+
+# --------------------------------------------------------------------------------- runs
+
+
+def normalize_run(run: pd.DataFrame, cutoff: int | None = DEFAULT_CUTOFF) -> pd.DataFrame:
+    """qid, docno, score, rank: sorted by qid (first appearance), score desc, docno asc; ranks 0..;
+    at most ``cutoff`` rows per qid. Duplicate (qid, docno) rows keep the best-ranked one."""
+    missing = {"qid", "docno", "score"} - set(run.columns)
+    if missing:
+        raise HarnessError(f"the method's run lacks columns {sorted(missing)} (has {list(run.columns)})")
+    out = pd.DataFrame({
+        "qid": run["qid"].astype(str).to_numpy(dtype=object),
+        "docno": run["docno"].astype(str).to_numpy(dtype=object),
+        "score": run["score"].astype(np.float64).to_numpy(),
+    })
+    if out["score"].isna().any():
+        raise HarnessError("the method's run has NaN scores")
+    order = {q: i for i, q in enumerate(dict.fromkeys(out["qid"]))}
+    out["_q"] = out["qid"].map(order)
+    out = out.sort_values(["_q", "score", "docno"], ascending=[True, False, True], kind="mergesort")
+    out = out.drop_duplicates(["qid", "docno"], keep="first")
+    out["rank"] = out.groupby("_q", sort=False).cumcount()
+    if cutoff is not None:
+        out = out[out["rank"] < cutoff]
+    return out.drop(columns="_q").reset_index(drop=True)
+
+
+def run_to_trec(run: pd.DataFrame, tag: str) -> bytes:
+    """TREC run format: ``qid Q0 docno rank score tag`` with ranks from 1."""
+    tag = "".join(c if not c.isspace() else "_" for c in tag) or "run"
+    lines = [
+        f"{q} Q0 {d} {r + 1} {s!r} {tag}\n"
+        for q, d, r, s in zip(run["qid"], run["docno"], run["rank"], run["score"], strict=True)
+    ]
+    return "".join(lines).encode()
+
+
+# --------------------------------------------------------------------------------- measures
+
+
+def resolve_measures(names: list[str], rel_threshold: int = 1) -> dict[str, Any]:
+    """Declared metric name -> ir-measures measure, with ``rel`` applied to binary measures."""
+    import ir_measures
+
+    out = {}
+    for name in names:
+        try:
+            m = ir_measures.parse_measure(name)
+        except Exception as exc:  # noqa: BLE001 - ir-measures raises several types
+            raise HarnessError(f"metric {name!r} is not an ir-measures measure: {exc}") from None
+        if rel_threshold != 1 and "rel" in m.SUPPORTED_PARAMS and "rel" not in m.params:
+            m = m(rel=rel_threshold)
+        out[name] = m
+    return out
+
+
+def per_query_scores(
+    run: pd.DataFrame, qrels: pd.DataFrame, qids: list[str], measures: dict[str, Any]
+) -> pd.DataFrame:
+    """One row per judged qid (in ``qids`` order), one column per declared metric name."""
+    import ir_measures
+
+    eval_run = pd.DataFrame({
+        "query_id": run["qid"].astype(str).to_numpy(dtype=object),
+        "doc_id": run["docno"].astype(str).to_numpy(dtype=object),
+        # strictly decreasing within a query, so trec_eval keeps our (tie-broken) order
+        "score": (-run["rank"].astype(np.float64)).to_numpy(),
+    })
+    eval_qrels = pd.DataFrame({
+        "query_id": qrels["query_id"].astype(str).to_numpy(dtype=object),
+        "doc_id": qrels["doc_id"].astype(str).to_numpy(dtype=object),
+        "relevance": qrels["relevance"].astype(int).to_numpy(),
+    })
+    by_measure = {str(m): name for name, m in measures.items()}
+    table = pd.DataFrame(0.0, index=pd.Index(qids, dtype=object, name="qid"), columns=list(measures))
+    if len(eval_run):
+        for r in ir_measures.iter_calc(list(measures.values()), eval_qrels, eval_run):
+            if r.query_id in table.index:
+                table.at[r.query_id, by_measure[str(r.measure)]] = float(r.value)
+    return table
+
+
+def aggregate(table: pd.DataFrame) -> dict[str, Metric]:
+    out = {}
+    n = len(table)
+    for name in table.columns:
+        v = table[name].to_numpy(dtype=np.float64)
+        stderr = float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else None
+        out[name] = Metric(float(v.mean()) if n else float("nan"), n, stderr)
+    return out
+
+
+# --------------------------------------------------------------------------------- evaluation
+
+
+def _topic_rows(topics: pd.DataFrame) -> list[pd.DataFrame]:
+    return [topics.iloc[i : i + 1].reset_index(drop=True) for i in range(len(topics))]
+
+
+def _latency(fn: Any, inputs: list[Any], warmup: int, device: str) -> dict[str, Any]:
+    with single_thread() as threads:
+        durations = time_each(fn, inputs, warmup=warmup)
+    return {
+        **latency_stats(durations),
+        "device": device,
+        "threads": threads,
+        "batch_size": 1,
+        "warmup_queries": min(warmup, len(inputs)),
+        "what": "wall time of one query through the method's transformer, measured alone",
+    }
+
+
+def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
+    if task.kind not in ("retrieval", "reranking"):
+        raise HarnessError(f"task {task.id!r} of kind {task.kind!r} is not an IR task")
+    method = ctx.method
+    protocol = task.protocol
+    cutoff = int(protocol.get("cutoff", DEFAULT_CUTOFF))
+    rel_threshold = int(protocol.get("rel_threshold", 1))
+    measures = resolve_measures([m.name for m in task.metrics], rel_threshold)
+    lat_cfg = protocol.get("latency") or {}
+    warmup = int(lat_cfg.get("warmup", DEFAULT_WARMUP)) if isinstance(lat_cfg, dict) else DEFAULT_WARMUP
+
+    coll = limit_collection(load_ir_collection(task), ctx.limit)
+    topics = coll.topics[["qid", "query"]].astype({"qid": str, "query": str}).reset_index(drop=True)
+    qids = list(topics["qid"])
+    efficiency: dict[str, Any] = {}
+
+    if task.kind == "retrieval":
+        if hasattr(method, "num_results"):  # retrieval adapters retrieve exactly the protocol's depth
+            method.num_results = cutoff
+        if coll.corpus is None:
+            raise HarnessError(f"task {task.id!r}: a retrieval task needs a corpus")
+        t0 = time.perf_counter()
+        method.index(coll.corpus)
+        efficiency["index_seconds"] = time.perf_counter() - t0
+        transformer = method.transformer()
+        t0 = time.perf_counter()
+        raw = transformer(topics)
+        efficiency["retrieval_seconds"] = time.perf_counter() - t0
+        latency_inputs = _topic_rows(topics)
+    else:
+        if coll.first_stage is None:
+            raise HarnessError(f"task {task.id!r}: a reranking task needs a first stage")
+        fs = coll.first_stage.copy()
+        fs["qid"] = fs["qid"].astype(str)
+        transformer = method.transformer()
+        t0 = time.perf_counter()
+        raw = transformer(fs)
+        efficiency["rerank_seconds"] = time.perf_counter() - t0
+        latency_inputs = [g.reset_index(drop=True) for _, g in fs.groupby("qid", sort=False)]
+
+    run = normalize_run(raw, cutoff)
+    unknown = set(run["qid"]) - set(qids)
+    if unknown:
+        raise HarnessError(f"the method returned results for unknown query ids {sorted(unknown)[:5]}")
+    table = per_query_scores(run, coll.qrels, qids, measures)
+    metrics = aggregate(table)
+    items = [{"item": qid, **{k: float(v) for k, v in row.items()}} for qid, row in table.iterrows()]
+
+    if not ctx.extra.get("skip_latency", False) and latency_inputs:
+        device = str(getattr(getattr(method, "params", None), "device", None) or ctx.device)
+        efficiency["latency"] = _latency(transformer, latency_inputs, warmup, device)
+    efficiency["method_stats"] = dict(getattr(method, "stats", {}) or {})
+
+    tag = getattr(method, "method_name", type(method).__name__)
+    return EvalOutput(
+        metrics=metrics,
+        items=items,
+        item_key="item",
+        data=list(coll.data),
+        protocol_details={
+            "cutoff": cutoff,
+            "rel_threshold": rel_threshold,
+            "measures": {name: str(m) for name, m in measures.items()},
+            "topics_evaluated": len(qids),
+            "limit": ctx.limit,
+            "tie_break": TIE_BREAK,
+            "unretrieved_topics_score": 0.0,
+            "queries_without_results": int(len(set(qids) - set(run["qid"]))),
+        },
+        efficiency=efficiency,
+        artifacts={"run.trec": ("trec", run_to_trec(run, tag))},
+    )
