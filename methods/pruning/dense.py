@@ -1,0 +1,33 @@
+"""The unpruned baseline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from torch import nn
+
+from harness.params import MethodParams
+from harness.pruning import Calibration, PruneReport, PruningMethod, build_report, count_parameters, prunable_linears
+from harness.registry import register_method
+
+
+@dataclass(frozen=True)
+class DenseParams(MethodParams):
+    """The dense baseline has no parameters."""
+
+
+@register_method("dense", "pruning", DenseParams)
+class Dense(PruningMethod):
+    """Dense baseline: the model as loaded, nothing pruned.
+
+    The reference point of every pruning leaderboard (the "Dense" row of the SparseGPT and Wanda
+    tables: Frantar & Alistarh, ICML 2023; Sun et al., ICLR 2024). The report measures the zero
+    fraction of the block linears, which is 0 for a trained model.
+    """
+
+    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
+        t0 = time.perf_counter()
+        linears = prunable_linears(model)
+        return build_report(model, linears, 0.0, count_parameters(model),
+                            details={"method": "dense", "seconds": time.perf_counter() - t0})
