@@ -2,7 +2,7 @@
 # The runs behind the committed leaderboard (results/ and site/). Every result also records the
 # exact command that made it. CPU settings are small and declared (limits, calibration size); they
 # are part of each result's protocol/params, so they are never ranked with full-protocol runs.
-#   bash scripts/leaderboard.sh [llm|ir|all]
+#   bash scripts/leaderboard.sh [llm|struct|ir|all]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -34,6 +34,20 @@ if [ "$PART" = llm ] || [ "$PART" = all ]; then
     llm_run "$m" "${p}sparsity=0.3"
     llm_run "$m" "${p}sparsity=0.7"
   done
+fi
+
+if [ "$PART" = struct ] || [ "$PART" = all ]; then
+  # methods that change the model's shape: quality (wikitext2) and CPU latency in one run each
+  for spec in "shortgpt|blocks=3" "shortgpt|blocks=6" "angular|blocks=6" "flap|fraction=0.2" \
+              "flap|fraction=0.34,scope=both" "sleb|blocks=3,nsamples=4,seqlen=256"; do
+    m="${spec%%|*}"; p="${spec#*|}"
+    $H run --method "$m" --params "$p" --model smollm2-135m --task wikitext2 --task llm-latency \
+       --limit wikitext2=8 --no-progress || echo "run failed: $m $p"
+  done
+  # latency of the unpruned model, and of masked (unstructured / 2:4) models run dense on CPU
+  $H run --method dense --model smollm2-135m --task llm-latency --no-progress || true
+  $H run --method dense --model config:smollm2-135m --task llm-latency --no-progress || true
+  $H run --method magnitude --params sparsity=0.5,pattern=2:4 --model smollm2-135m --task llm-latency --no-progress || true
 fi
 
 if [ "$PART" = ir ] || [ "$PART" = all ]; then
