@@ -57,11 +57,14 @@ if [ "$PART" = ir ] || [ "$PART" = all ]; then
     done
     $H run --method bm25s --task "$t" --no-progress || true
   done
-  for t in sciq-derived vaswani; do
+  for t in sciq-derived vaswani cacm cisi cranfield; do
     $H run --method splade --task "$t" --no-progress || true
     $H run --method dense-retrieval --task "$t" --no-progress || true
   done
   for t in trec-dl-2019 trec-dl-2020; do
     $H run --method bi-encoder --task "$t" --no-progress || true
   done
+  # LLM rerankers are slow on 2 CPU cores: a declared subset (first 10 queries, top 20 reranked)
+  $H run --method qlm --params depth=20 --task trec-dl-2019 --limit 10 --no-progress || true
+  $H run --method prp --params variant=sliding,depth=10 --task trec-dl-2019 --limit 3 --no-progress || true
 fi

@@ -3,6 +3,7 @@ algorithms against exhaustive scoring, and sanity of SPLADE and dense retrieval 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_evaluator_end_to_end_on_toy_task(tmp_path: Path, monkeypatch: pytest.Mo
     item2 = out.items[1]
     assert item2["RR@10"] == 1.0 and item2["nDCG@10"] == pytest.approx(1.0) and item2["AP@1000"] == 1.0
     # topic 1: d1 (cat, mat) must come first; both relevant documents retrieved
-    trec = out.artifacts["run.trec"][1].decode().splitlines()
+    trec = gzip.decompress(out.artifacts["run.trec.gz"][1]).decode().splitlines()
     assert trec[0].split()[:4] == ["1", "Q0", "d1", "1"]
     assert out.items[0]["R@100"] == 1.0
     lat = out.efficiency["latency"]

@@ -23,6 +23,7 @@ Protocol (what :func:`evaluate_ir` does):
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import math
 import sys
@@ -284,5 +285,6 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
             "queries_without_results": int(len(set(qids) - set(run["qid"]))),
         },
         efficiency=efficiency,
-        artifacts={"run.trec": ("trec", run_to_trec(run, tag))},
+        # gzip with a fixed mtime: byte-identical for identical runs; `zcat` gives the TREC file
+        artifacts={"run.trec.gz": ("trec+gzip", gzip.compress(run_to_trec(run, tag), mtime=0))},
     )
