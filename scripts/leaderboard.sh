@@ -57,7 +57,7 @@ if [ "$PART" = ir ] || [ "$PART" = all ]; then
     done
     $H run --method bm25s --task "$t" --no-progress || true
   done
-  for t in sciq-derived vaswani cacm cisi cranfield; do
+  for t in sciq-derived vaswani cacm cisi cranfield scifact; do
     $H run --method splade --task "$t" --no-progress || true
     $H run --method dense-retrieval --task "$t" --no-progress || true
   done

@@ -7,12 +7,15 @@ partial window is dropped); perplexity = exp(total NLL / predicted tokens). Ever
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from harness import config
 from harness.data import resolve
 from harness.errors import HarnessError
 from harness.evaluators import EvalOutput, Metric, RunContext, register_evaluator
@@ -20,8 +23,28 @@ from harness.tasks import Task
 from harness.textdata import read_text
 
 
-def tokenize_windows(tokenizer, text: str, seqlen: int) -> torch.Tensor:
-    """[n_windows, seqlen] token ids of the whole text (partial last window dropped)."""
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of the tokenizer's full definition (fast tokenizers), else of its class and vocab."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    blob = backend.to_str() if backend is not None else f"{type(tokenizer).__name__}:{sorted(tokenizer.get_vocab().items())}"
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def tokenize_windows(tokenizer, text: str, seqlen: int, cache: bool = True) -> torch.Tensor:
+    """[n_windows, seqlen] token ids of the whole text (partial last window dropped).
+
+    Tokenising a whole test set takes seconds; the ids are cached on disk by (text digest,
+    tokenizer digest), so repeated evaluations cost only the model's forward passes."""
+    path = None
+    if cache:
+        key = hashlib.sha256(text.encode()).hexdigest()[:16] + "-" + tokenizer_fingerprint(tokenizer)[:16]
+        path = config.cache_dir() / "tokens" / f"{key}.pt"
+        if path.is_file():
+            ids = torch.load(path)
+            n = ids.numel() // seqlen
+            if n == 0:
+                raise HarnessError(f"the text has {ids.numel()} tokens, fewer than one window of {seqlen}")
+            return ids[: n * seqlen].view(n, seqlen)
     old_max = getattr(tokenizer, "model_max_length", None)
     tokenizer.model_max_length = int(1e12)  # silence the 'sequence too long' warning: we window ourselves
     try:
@@ -29,6 +52,11 @@ def tokenize_windows(tokenizer, text: str, seqlen: int) -> torch.Tensor:
     finally:
         if old_max is not None:
             tokenizer.model_max_length = old_max
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(ids.clone(), tmp)
+        os.replace(tmp, path)
     n = ids.numel() // seqlen
     if n == 0:
         raise HarnessError(f"the text has {ids.numel()} tokens, fewer than one window of {seqlen}")

@@ -102,12 +102,15 @@ def normalize_run(run: pd.DataFrame, cutoff: int | None = DEFAULT_CUTOFF) -> pd.
 
 
 def run_to_trec(run: pd.DataFrame, tag: str) -> bytes:
-    """TREC run format: ``qid Q0 docno rank score tag`` with ranks from 1."""
+    """TREC run format: ``qid Q0 docno rank score tag`` with ranks from 1.
+
+    The score column holds rank-derived scores (``depth - rank``), exactly what the metrics were
+    computed on, so trec_eval on this file reproduces them (trec_eval re-sorts by score and would
+    otherwise break ties its own way). Rank-derived integers also keep the stored file small: the
+    methods' raw float scores made a 1000-deep run of a few hundred queries over 5 MB gzipped."""
     tag = "".join(c if not c.isspace() else "_" for c in tag) or "run"
-    lines = [
-        f"{q} Q0 {d} {r + 1} {s!r} {tag}\n"
-        for q, d, r, s in zip(run["qid"], run["docno"], run["rank"], run["score"], strict=True)
-    ]
+    depth = int(run["rank"].max()) + 1 if len(run) else 0
+    lines = [f"{q} Q0 {d} {r + 1} {depth - r} {tag}\n" for q, d, r in zip(run["qid"], run["docno"], run["rank"], strict=True)]
     return "".join(lines).encode()
 
 
