@@ -19,10 +19,15 @@ from harness.tasks import Task, get_calibration
 from harness.textdata import read_documents
 
 DEFAULT_ORDER = ("c4", "c4-sample1k", "wikipedia-gensim")  # 'auto': the first available
+# Uniform random token ids: the calibration of random-weight config: models (no tokenizer, and no
+# text would make their statistics meaningful). Good for shapes and latency, never for quality.
+RANDOM_TOKENS = "random-tokens"
 
 
 def resolve_calibration_name(name: str) -> str:
     """Turn 'auto' into a concrete calibration set id (stored in the run's parameters)."""
+    if name == RANDOM_TOKENS:
+        return name
     if name != "auto":
         get_calibration(name)  # raises with suggestions when unknown
         return name
@@ -58,7 +63,26 @@ def sample_windows(docs: list[str], tokenizer, nsamples: int, seqlen: int, seed:
     return torch.cat(windows, dim=0)
 
 
-def load_calibration(tokenizer, *, name: str, nsamples: int, seqlen: int, seed: int) -> Calibration:
+def random_token_windows(vocab_size: int, nsamples: int, seqlen: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (nsamples, seqlen), generator=gen)
+
+
+def load_calibration(tokenizer, *, name: str, nsamples: int, seqlen: int, seed: int,
+                     vocab_size: int | None = None) -> Calibration:
+    if name == RANDOM_TOKENS:
+        if vocab_size is None:
+            raise HarnessError("calibration=random-tokens needs the model's vocabulary size")
+        return Calibration(
+            input_ids=random_token_windows(vocab_size, nsamples, seqlen, seed),
+            source={"set": RANDOM_TOKENS, "title": "uniform random token ids (random-weight models: shape and latency only)",
+                    "documents": 0, "nsamples": nsamples, "seqlen": seqlen, "seed": seed, "data": None},
+        )
+    if tokenizer is None:
+        raise HarnessError(
+            f"calibration={name!r} needs a tokenizer, and this model has none (a config: model with random "
+            f"weights); use calibration={RANDOM_TOKENS} (the default for config: models)"
+        )
     task: Task = get_calibration(name)
     spec = task.data["documents"]
     resolved = datamod.resolve(spec)

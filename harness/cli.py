@@ -13,12 +13,14 @@ from harness.errors import HarnessError
 
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
-        from harness.registry import list_methods
+        from harness.registry import list_methods, unavailable_methods
 
         for m in list_methods():
             print(f"{m.family:10s} {m.name:16s} {m.summary}")
             for name, tp, default in m.params_cls.describe():
                 print(f"{'':28s}{name}: {tp} = {default!r}")
+        for module, why in sorted(unavailable_methods().items()):
+            print(f"{'(not loaded)':10s} {module}: {why}")
     elif args.what == "tasks":
         from harness.tasks import load_tasks
 

@@ -173,7 +173,8 @@ def load_model(model_id: str, *, device: str = "cpu", dtype: str = "float32", se
         cfg_dict = dict(CONFIGS[name])
         cfg = AutoConfig.for_model(**cfg_dict)
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
+        with torch.device(device):  # built in place: a 7B model is not initialised on the CPU first
+            model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
         info |= {
             "source": "config",
             "random_weights": True,

@@ -41,6 +41,9 @@ class MethodInfo:
 
 
 _METHODS: dict[str, MethodInfo] = {}
+# built-in adapter modules whose third-party dependency is not installed: module -> reason.
+# An install for LLM pruning only (no Java, no PyTerrier) still lists and runs the pruning methods.
+_UNAVAILABLE: dict[str, str] = {}
 _loaded = False
 
 
@@ -73,7 +76,19 @@ def _import_builtin() -> None:
     for mod in pkgutil.walk_packages(methods.__path__, prefix="methods."):
         if mod.name.rsplit(".", 1)[-1].startswith("_"):
             continue
-        importlib.import_module(mod.name)
+        try:
+            importlib.import_module(mod.name)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if not missing or missing in ("harness", "methods"):
+                raise  # our own code is broken: never hide that
+            _UNAVAILABLE[mod.name] = f"needs the package {missing!r}, which is not installed"
+
+
+def unavailable_methods() -> dict[str, str]:
+    """Built-in adapter modules that could not be imported (module -> reason)."""
+    load_methods()
+    return dict(_UNAVAILABLE)
 
 
 def _import_entry_points() -> None:
@@ -96,7 +111,14 @@ def load_methods() -> dict[str, MethodInfo]:
 def get_method(name: str) -> MethodInfo:
     methods = load_methods()
     if name not in methods:
-        raise UnknownNameError("method", name, methods)
+        guess = [m for m in _UNAVAILABLE if m.rsplit(".", 1)[-1] == name.replace("-", "_")]
+        if guess:
+            raise HarnessError(f"method {name!r} ({guess[0]}) is unavailable: it {_UNAVAILABLE[guess[0]]}")
+        exc = UnknownNameError("method", name, methods)
+        if _UNAVAILABLE:
+            skipped = "; ".join(f"{m} {why}" for m, why in sorted(_UNAVAILABLE.items()))
+            exc.args = (f"{exc.args[0]}. Not loaded: {skipped}",)
+        raise exc
     return methods[name]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness import models as modelsmod
 from harness import provenance
-from harness.errors import HarnessError, ResultValidationError
+from harness.errors import HarnessError, ParamError, ResultValidationError
 from harness.evaluators import KIND_FAMILIES, EvalOutput, RunContext, get_evaluator
 from harness.params import MethodParams, build_params
 from harness.registry import MethodInfo, get_method
@@ -55,15 +55,24 @@ def log(msg: str) -> None:
     print(f"[harness] {msg}", file=sys.stderr, flush=True)
 
 
-def _resolve_params(info: MethodInfo, raw: dict[str, str]) -> MethodParams:
+def _resolve_params(info: MethodInfo, raw: dict[str, str], model: str | None) -> MethodParams:
     raw = dict(raw)
-    fields = {f for f, _, _ in info.params_cls.describe()}
-    if "calibration" in fields:
-        from harness.calibration import resolve_calibration_name
+    defaults = {name: default for name, _, default in info.params_cls.describe()}
+    if "calibration" in defaults:
+        from harness.calibration import RANDOM_TOKENS, resolve_calibration_name
 
-        # 'auto' becomes a concrete calibration set before the run id is computed
-        default = dict((n, d) for n, _, d in info.params_cls.describe())["calibration"]
-        raw["calibration"] = resolve_calibration_name(raw.get("calibration", default))
+        # 'auto' becomes a concrete calibration set before the run id is computed. A config: model
+        # has random weights and no tokenizer: its only calibration is random token ids.
+        name = raw.get("calibration", defaults["calibration"])
+        if model and model.startswith("config:"):
+            if name == "auto":
+                name = RANDOM_TOKENS
+            elif name != RANDOM_TOKENS:
+                raise ParamError(
+                    f"calibration={name!r}: model {model} has random weights and no tokenizer; "
+                    f"its calibration is calibration={RANDOM_TOKENS} (the default for config: models)"
+                )
+        raw["calibration"] = resolve_calibration_name(name)
     return build_params(info.params_cls, raw, method=info.name)
 
 
@@ -110,7 +119,7 @@ def _error_dict(exc: BaseException) -> dict[str, str]:
 def execute(req: RunRequest) -> list[RunOutcome]:
     # ---- cheap checks, before any work
     info = get_method(req.method)
-    params = _resolve_params(info, req.params)
+    params = _resolve_params(info, req.params, req.model)
     if not req.tasks:
         raise HarnessError("give at least one --task")
     tasks = [get_task(t) for t in req.tasks]
@@ -179,7 +188,8 @@ def execute(req: RunRequest) -> list[RunOutcome]:
                 p = params  # CalibrationParams fields
                 log(f"calibration: {p.nsamples} x {p.seqlen} tokens from {p.calibration} (seed {p.seed})")
                 calibration = load_calibration(
-                    loaded.tokenizer, name=p.calibration, nsamples=p.nsamples, seqlen=p.seqlen, seed=p.seed
+                    loaded.tokenizer, name=p.calibration, nsamples=p.nsamples, seqlen=p.seqlen, seed=p.seed,
+                    vocab_size=int(loaded.model.config.vocab_size),
                 )
                 timings["calibration_seconds"] = time.perf_counter() - t0
             log(f"pruning with {info.name} {semantic}")

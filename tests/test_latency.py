@@ -110,3 +110,15 @@ def test_semi_structured_on_cpu_fails_clearly(tiny_latency_output) -> None:
     ctx = RunContext(method=None, model=loaded, device="cpu", limit=1, progress=False)
     with pytest.raises(HarnessError, match="unavailable.*CUDA"):
         get_evaluator("latency")(sparse_task, ctx)
+
+
+def test_shipped_2to4_task_fails_on_cpu_for_the_device_not_the_grid(tiny_latency_output) -> None:
+    from harness.evaluators import RunContext, get_evaluator
+    from harness.tasks import get_task
+
+    task = get_task("llm-latency-2to4")
+    assert task.protocol["sparse_kernels"] == "semi_structured" and "cuda" in task.protocol["grids"]
+    _, loaded, _ = tiny_latency_output
+    ctx = RunContext(method=None, model=loaded, device="cpu", limit=1, progress=False)
+    with pytest.raises(HarnessError, match="unavailable.*CUDA"):
+        get_evaluator("latency")(task, ctx)

@@ -161,15 +161,19 @@ def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
         raise HarnessError(f"task {task.id}: device {device!r} requested but CUDA is not available")
     model.to(device)
     model.eval()
-    grid = _grid(task, device)
-    if ctx.limit is not None:  # a quick run: fewer timed repeats, stored in protocol_details
-        grid["repeats"] = max(1, min(grid["repeats"], ctx.limit))
-        grid["decode_repeats"] = max(1, min(grid["decode_repeats"], ctx.limit))
     sparse = task.protocol.get("sparse_kernels", "none")
     if sparse not in SPARSE_KERNELS:
         raise TaskDefinitionError(
             f"{task.path or task.id}: field 'protocol.sparse_kernels': {sparse!r} is not one of {', '.join(SPARSE_KERNELS)}"
         )
+    if sparse == "semi_structured":  # before the grid check: the reason is the device, not the file
+        reason = semi_structured_unavailable(device, next(model.parameters()).dtype)
+        if reason is not None:
+            raise HarnessError(f"task {task.id}: sparse_kernels=semi_structured is unavailable: {reason}")
+    grid = _grid(task, device)
+    if ctx.limit is not None:  # a quick run: fewer timed repeats, stored in protocol_details
+        grid["repeats"] = max(1, min(grid["repeats"], ctx.limit))
+        grid["decode_repeats"] = max(1, min(grid["decode_repeats"], ctx.limit))
     vocab = int(model.config.vocab_size)
     process_threads = None
     if grid["threads"] is not None and device_type(device) == "cpu":
@@ -181,9 +185,6 @@ def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
     dense_cells = None
     restore: dict[str, torch.nn.Parameter] = {}
     if sparse == "semi_structured":
-        reason = semi_structured_unavailable(device, next(model.parameters()).dtype)
-        if reason is not None:
-            raise HarnessError(f"task {task.id}: sparse_kernels=semi_structured is unavailable: {reason}")
         dense_cells = _measure(model, grid, device, ctx.seed, vocab, ctx.progress)
         linears = prunable_linears(model)
         restore = {name: lin.weight for name, lin in linears.items()}

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from harness.errors import HarnessError
 from harness.evaluators import EvalOutput, Metric, RunContext
@@ -231,12 +232,14 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
         if hasattr(method, "device"):
             method.device = ctx.device
         transformer = method.transformer()
+        if hasattr(transformer, "progress"):  # one bar over the queries here, not one per call
+            transformer.progress = False
         # Rerankers are expensive (LLM calls): each query is reranked once, alone, and that call is
         # the per-query latency (no second pass that would double the cost and the call counts).
         groups = [g.reset_index(drop=True) for _, g in fs.groupby("qid", sort=False)]
         parts, durations = [], []
         t0 = time.perf_counter()
-        for g in groups:
+        for g in tqdm(groups, desc=f"rerank {task.id}", unit="query", disable=not ctx.progress):
             t1 = time.perf_counter()
             parts.append(transformer(g))
             durations.append(time.perf_counter() - t1)
