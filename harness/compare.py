@@ -24,7 +24,7 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
-from harness.results import ResultStore, StoredResult, canonical_json, load_items
+from harness.results import ResultStore, StoredResult, canonical_json, load_items, semantic_params
 
 FORMATS = ("markdown", "latex", "csv")
 CI_RESAMPLES = stats.DEFAULT_RESAMPLES
@@ -60,7 +60,7 @@ def _short(v: Any) -> str:
 
 def run_label(doc: dict[str, Any], with_model: bool = False) -> str:
     label = doc["method"]["name"]
-    p = params_label(doc["method"]["params"])
+    p = params_label(semantic_params(doc["method"]))
     if p:
         label += f" ({p})"
     if with_model:

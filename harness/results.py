@@ -45,13 +45,18 @@ def run_digest(
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
 
+def semantic_params(method: dict[str, Any]) -> dict[str, Any]:
+    """A result's ``method`` block -> its params without the non-semantic ones (batch size, threads,
+    device: they do not change the result, are not in the run id, and only clutter tables)."""
+    skip = set(method.get("non_semantic") or ())
+    return {k: v for k, v in method["params"].items() if k not in skip}
+
+
 def identity_of(doc: dict[str, Any]) -> dict[str, Any]:
     """The inputs a stored result was made from (what the digest covers)."""
     return {
         "method": doc["method"]["name"],
-        "params": {
-            k: v for k, v in doc["method"]["params"].items() if k not in doc["method"].get("non_semantic", [])
-        },
+        "params": semantic_params(doc["method"]),
         "model": doc["model"]["id"],
         "task": doc["task"]["id"],
         "task_version": doc["task"]["version"],

@@ -74,6 +74,7 @@ def make_doc(
     latency: dict[str, Any] | None = None,
     efficiency_extra: dict[str, Any] | None = None,
     family: str | None = None,
+    non_semantic: list[str] | None = None,
 ) -> dict[str, Any]:
     """A complete result document for one synthetic run (``metrics``: name -> value)."""
     kind, version, base_protocol, metric_defs, _key = TASKS[task_id]
@@ -81,10 +82,12 @@ def make_doc(
     family = family or FAMILY_OF_KIND[kind]
     doc: dict[str, Any] = {
         "schema_version": 1,
-        "run_id": run_digest(method, params, model, task_id, version, protocol),
+        "run_id": run_digest(method, {k: v for k, v in params.items() if k not in (non_semantic or [])},
+                             model, task_id, version, protocol),
         "status": status,
         "created_at": CREATED_AT,
-        "method": {"name": method, "family": family, "params": params, "module": f"methods.{family}.{method}"},
+        "method": {"name": method, "family": family, "params": params, "module": f"methods.{family}.{method}",
+                   **({"non_semantic": non_semantic} if non_semantic is not None else {})},
         "model": {"id": model, "random_weights": random_weights},
         "task": {"id": task_id, "version": version, "kind": kind, "title": f"{task_id} (synthetic)", "protocol": protocol},
         "metrics": {},

@@ -118,6 +118,23 @@ def test_tied_entries_share_a_rank(tmp_path: Path) -> None:
     assert "exact over all 2^12 sign vectors" in data["ranking"]["method"]
 
 
+def test_board_params_leave_out_non_semantic_ones_downloads_keep_them(tmp_path: Path) -> None:
+    from fixtures_results import write_synthetic
+    from harness.results import ResultStore
+
+    store = ResultStore(tmp_path / "r")
+    for method, q in (("bm25", 0.4), ("splade", 0.9)):
+        write_synthetic(store, method=method, params={"k1": 0.9, "threads": 1, "batch_size": 64},
+                        non_semantic=["threads", "batch_size"], task_id="msmarco-dev-small", quality=q,
+                        n_items=20, model=None)
+    build_site(tmp_path / "r", tmp_path / "s")
+    b = _boards(tmp_path / "s")[0]
+    html = (tmp_path / "s" / b["page"]).read_text()
+    assert "k1=0.9" in html and "threads=" not in html and "batch_size=" not in html
+    data = json.loads((tmp_path / "s" / b["page"].replace(".html", ".json")).read_text())
+    assert data["rows"][0]["params"] == {"k1": 0.9, "threads": 1, "batch_size": 64}
+
+
 def test_random_weights_only_on_latency_pages(site: tuple[Path, Path, dict[str, Any], ReportSummary]) -> None:
     _results, out, info, _summary = site
     rid = info["random_quality_run"]

@@ -30,7 +30,7 @@ from harness import stats
 from harness.compare import DERIVED, fmt_num, fmt_p, params_label
 from harness.errors import HarnessError, ResultValidationError
 from harness.report import latex, plots
-from harness.results import ResultStore, StoredResult, canonical_json, load_items
+from harness.results import ResultStore, StoredResult, canonical_json, load_items, semantic_params
 
 ALPHA = 0.05
 RANK_RESAMPLES = stats.DEFAULT_RESAMPLES
@@ -95,6 +95,7 @@ class Board:
     extra_cols: list[tuple[str, str]] = field(default_factory=list)
     plots: list[dict[str, str]] = field(default_factory=list)
     random_weights: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def _entry(res: StoredResult, items: list[dict[str, Any]]) -> Entry:
         run_id=doc["run_id"],
         method=doc["method"]["name"],
         params=doc["method"]["params"],
-        params_text=params_label(doc["method"]["params"]),
+        params_text=params_label(semantic_params(doc["method"])),
         items=items,
         sparsity=sp,
         latency=lat,
@@ -298,6 +299,14 @@ def _protocol_labels(boards: list[Board]) -> None:
             b.protocol_label = "protocol differs: " + ", ".join(
                 f"{k}={_pval(k, b.protocol[k]) if k in b.protocol else '(absent)'}" for k in differing
             )
+
+
+SPARSITY_NOTE = (
+    "Measured sparsity: the share of the transformer blocks' linear weights that are exactly zero "
+    "(masks: magnitude, Wanda, SparseGPT) or removed (ShortGPT, SLEB, angular, FLAP: the model really "
+    "shrinks). An unpruned model can show a small value: zeros its checkpoint already had (the embedded "
+    "SmolLM2 is dequantised from Q4_1, which leaves about 0.03% exact zeros)."
+)
 
 
 def _extra_cols(board: Board) -> list[tuple[str, str]]:
@@ -498,9 +507,11 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
         names = sorted({m for e in b.entries for m in e.doc["metrics"]}, key=lambda m: (m != b.primary, m))
         b.metrics = [(m, _hib(b.entries, m)) for m in names]
         b.entries = _sort_entries(b.entries, b.primary, _hib(b.entries, b.primary) if b.primary else True)
-        b.failed.sort(key=lambda r: (r.doc["method"]["name"], params_label(r.doc["method"]["params"]), r.doc["run_id"]))
+        b.failed.sort(key=lambda r: (r.doc["method"]["name"], params_label(semantic_params(r.doc["method"])), r.doc["run_id"]))
         _rank_board(b)
         b.extra_cols = _extra_cols(b)
+        if any(k == "sparsity" for k, _ in b.extra_cols):
+            b.notes.append(SPARSITY_NOTE)
 
     _prepare_out(out_dir)
     w = _Writer(out_dir)
@@ -571,7 +582,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
     for name in sorted(by_method):
         doc_text, family = _method_doc(name)
         results = sorted(by_method[name], key=lambda r: (r.doc["task"]["id"], str(r.doc["model"]["id"]),
-                                                         params_label(r.doc["method"]["params"]), r.doc["run_id"]))
+                                                         params_label(semantic_params(r.doc["method"])), r.doc["run_id"]))
         mrows = []
         for r in results:
             d = r.doc
@@ -581,7 +592,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
             show = not (rw and d["task"]["kind"] != "latency")
             mrows.append({
                 "run_id": d["run_id"], "task": d["task"]["id"], "version": d["task"]["version"],
-                "model": d["model"]["id"], "random_weights": rw, "params": params_label(d["method"]["params"]),
+                "model": d["model"]["id"], "random_weights": rw, "params": params_label(semantic_params(d["method"])),
                 "protocol": protocol_text(d["task"]["protocol"]), "status": d["status"],
                 "primary": prim if show else None,
                 "value": d["metrics"].get(prim, {}).get("value") if (prim and show) else None,
@@ -726,9 +737,12 @@ def _board_plots(b: Board, w: _Writer) -> None:
         v = e.doc["metrics"].get(primary, {}).get("value")
         if e.sparsity is None or v is None or e.doc["method"]["family"] != "pruning":
             continue
-        rest = {k: p for k, p in e.params.items() if k not in ("sparsity", "pattern")}
+        rest = {k: p for k, p in semantic_params(e.doc["method"]).items() if k not in ("sparsity", "pattern")}
         pattern = e.params.get("pattern")
+        structure = ((e.doc.get("pruning") or {}).get("details") or {}).get("structure")
         label = e.method + (f" [{pattern}]" if pattern and pattern != "unstructured" else "")
+        label += f" [{structure.split(' (')[0]}]" if structure else ""  # 'block removal', 'width'
+
         label += f" ({params_label(rest)})" if rest else ""
         series[label].append((e.sparsity, float(v)))
     if sum(len(v) for v in series.values()) >= 2 and len({x for pts in series.values() for x, _ in pts}) >= 2:
@@ -736,7 +750,8 @@ def _board_plots(b: Board, w: _Writer) -> None:
         w.write(f"boards/{name}", plots.quality_vs_sparsity(sorted(series.items()), f"{primary} {arrow}",
                                                            f"{b.task_id} · {b.model or 'no model'}"))
         b.plots.append({"file": name, "alt": f"{primary} versus measured sparsity, one line per method",
-                        "caption": f"{primary} vs measured sparsity (x: zero fraction of the pruned layers)."})
+                        "caption": f"{primary} vs measured sparsity (x: share of the transformer blocks' "
+                                   f"weights that are zero (masks) or removed (methods marked [block removal] or [width])."})
     pts = []
     labels = sorted({e.latency_label for e in b.entries if e.latency_label})
     for e in b.entries:
