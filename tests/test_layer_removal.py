@@ -7,39 +7,21 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from harness.errors import ParamError
-from harness.params import build_params
 from harness.pruning import Calibration
 from methods.pruning._layer_removal import remove_blocks
 from methods.pruning.angular import Angular, angular_distances, last_token_states
 from methods.pruning.shortgpt import ShortGPT, block_influence
 from methods.pruning.sleb import SLEB
+from tiny_models import make, one_thread, tiny_llama_config  # noqa: F401 (autouse fixture)
 
 L = 6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
-    can be 10-100x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make(cls, values):
-    """The adapter with parameters parsed exactly as the registry would (without importing every method)."""
-    return cls(build_params(cls.Params, values, method=cls.method_name))
-
-
 def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=L, num_attention_heads=4,
-                      num_key_value_heads=2, vocab_size=97, max_position_embeddings=128)
-    model = LlamaForCausalLM(cfg).eval()
+    model = tiny_llama_config(layers=L, seed=seed)
     with torch.no_grad():  # larger residual updates than the default init, so blocks differ clearly
         for p in model.model.layers.parameters():
             if p.dim() == 2:

@@ -6,37 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from harness.errors import ParamError
-from harness.params import build_params
 from harness.pruning import Calibration
 from methods.pruning.flap import FLAP, ChannelStats, compensated_output_bias
+from tiny_models import make, one_thread, tiny_llama_config  # noqa: F401 (autouse fixture)
 
 H, I, NL, NQ, NKV, V = 32, 64, 3, 4, 2, 97
 HEAD = H // NQ
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
-    can be 10-100x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make(cls, values):
-    """The adapter with parameters parsed exactly as the registry would (without importing every method)."""
-    return cls(build_params(cls.Params, values, method=cls.method_name))
-
-
 def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(hidden_size=H, intermediate_size=I, num_hidden_layers=NL, num_attention_heads=NQ,
-                      num_key_value_heads=NKV, vocab_size=V, max_position_embeddings=128)
-    return LlamaForCausalLM(cfg).eval()
+    return tiny_llama_config(layers=NL, hidden=H, intermediate=I, heads=NQ, kv_heads=NKV, vocab=V, seed=seed)
 
 
 def calibration(n: int = 6, seqlen: int = 10) -> Calibration:
