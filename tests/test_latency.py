@@ -122,3 +122,71 @@ def test_shipped_2to4_task_fails_on_cpu_for_the_device_not_the_grid(tiny_latency
     ctx = RunContext(method=None, model=loaded, device="cpu", limit=1, progress=False)
     with pytest.raises(HarnessError, match="unavailable.*CUDA"):
         get_evaluator("latency")(task, ctx)
+
+
+def test_to_semi_structured_converts_only_two_four_linears(monkeypatch) -> None:
+    """The conversion logic with torch's CUDA-only converter faked: 2:4 linears are converted, the
+    others stay dense and are listed with the reason (the real kernels need a GPU)."""
+    import torch.sparse
+    from torch import nn
+
+    import harness.latency as lat
+
+    calls = []
+
+    def fake_convert(w: torch.Tensor) -> torch.Tensor:
+        if w.shape[0] == 12:
+            raise RuntimeError("shape refused\nsecond line")
+        calls.append(tuple(w.shape))
+        return w.clone()
+
+    monkeypatch.setattr(lat, "semi_structured_unavailable", lambda device, dtype: None)
+    monkeypatch.setattr(torch.sparse, "to_sparse_semi_structured", fake_convert)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Linear(16, 8), nn.Linear(8, 12))
+    with torch.no_grad():
+        for lin in (model[0], model[2]):  # 2:4: zero the first two of every group of four inputs
+            lin.weight.view(lin.out_features, -1, 4)[:, :, :2] = 0
+    linears = {"a": model[0], "b": model[1], "c": model[2]}
+    report = lat.to_semi_structured(model, linears)
+    assert calls == [(16, 8)]
+    assert report["converted"] == 1 and report["total"] == 3
+    assert report["skipped"]["b"] == "not 2:4 sparse"
+    assert report["skipped"]["c"] == "refused by to_sparse_semi_structured: shape refused"
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[2].weight.zero_()
+    with pytest.raises(HarnessError, match="no linear layer is 2:4"):
+        lat.to_semi_structured(model, {"b": model[1]})
+
+
+def test_semi_structured_run_times_dense_then_sparse_and_restores_weights(tiny_latency_output, monkeypatch) -> None:
+    """The evaluator's 2:4 protocol with the kernels faked: both executions are stored, the speedup
+    is dense p50 / 2:4 p50 per cell, and the dense weights are back afterwards."""
+    import harness.evaluators.latency as ev
+    from harness.evaluators import RunContext, get_evaluator
+
+    task, loaded, _ = tiny_latency_output
+    linears = ev.prunable_linears(loaded.model)
+    before = {name: lin.weight for name, lin in linears.items()}
+
+    def fake_to_semi_structured(model, lins):
+        for lin in lins.values():
+            lin.weight = torch.nn.Parameter(lin.weight.detach().clone(), requires_grad=False)
+        return {"converted": len(lins), "skipped": {}, "total": len(lins)}
+
+    monkeypatch.setattr(ev, "semi_structured_unavailable", lambda device, dtype: None)
+    monkeypatch.setattr(ev, "to_semi_structured", fake_to_semi_structured)
+    sparse_task = dataclasses.replace(task, protocol={**task.protocol, "sparse_kernels": "semi_structured"})
+    out = get_evaluator("latency")(sparse_task, RunContext(method=None, model=loaded, device="cpu", limit=1,
+                                                           progress=False))
+    lat = out.efficiency["latency"]
+    cells = set(lat["cells"])
+    assert cells and set(lat["dense_cells"]) == cells and set(lat["semi_structured_speedup_p50"]) == cells
+    for k in cells:
+        expected = lat["dense_cells"][k]["stats_ms"]["p50"] / lat["cells"][k]["stats_ms"]["p50"]
+        assert lat["semi_structured_speedup_p50"][k] == pytest.approx(expected)
+    executions = {(it["item"], it["execution"]) for it in out.items}
+    assert {(k, "semi_structured") for k in cells} <= executions
+    assert {(f"dense/{k}", "dense") for k in cells} <= executions
+    assert lat["semi_structured"]["converted"] == len(linears)
+    assert all(lin.weight is before[name] for name, lin in ev.prunable_linears(loaded.model).items())
