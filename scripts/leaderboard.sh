@@ -62,6 +62,7 @@ if [ "$PART" = ir ] || [ "$PART" = all ]; then
     $H run --method dense-retrieval --task "$t" --no-progress || true
   done
   for t in trec-dl-2019 trec-dl-2020; do
+    $H run --method first-stage --task "$t" --no-progress || true   # the baseline row
     $H run --method bi-encoder --task "$t" --no-progress || true
   done
   # LLM rerankers on 2 CPU cores: QLM reranks the whole top 100 (~12 min for DL19); PRP-sliding

@@ -81,8 +81,23 @@ def test_params_checked():
         build_params(PRPParams, {"variant": "bubble"})
     p = build_params(get_method("qlm").params_cls, {"depth": "20", "batch_size": "4"})
     assert p.depth == 20 and "batch_size" not in p.semantic_dict()
-    assert {m for m in ("qlm", "prp", "cross-encoder", "monot5", "bi-encoder") if get_method(m).family == "reranking"} \
-        == {"qlm", "prp", "cross-encoder", "monot5", "bi-encoder"}
+    assert {m for m in ("qlm", "prp", "cross-encoder", "monot5", "bi-encoder", "first-stage")
+            if get_method(m).family == "reranking"} == {"qlm", "prp", "cross-encoder", "monot5", "bi-encoder", "first-stage"}
+
+
+def test_first_stage_keeps_the_input_ranking():
+    fs = pd.DataFrame({
+        "qid": ["q1"] * 4 + ["q2"] * 2, "query": ["a"] * 4 + ["b"] * 2,
+        "docno": ["d3", "d1", "d2", "d0", "e1", "e0"], "text": ["t"] * 6,
+        "score": [9.0, 7.0, 7.0, 1.0, 5.0, 6.0], "rank": [0, 1, 2, 3, 1, 0],
+    })
+    out = instantiate("first-stage", {}).transformer()(fs)
+    assert out[out.qid == "q1"]["docno"].tolist() == ["d3", "d1", "d2", "d0"]  # by rank, as given
+    assert out[out.qid == "q2"]["docno"].tolist() == ["e0", "e1"]
+    assert out.groupby("qid")["rank"].apply(list).to_dict() == {"q1": [0, 1, 2, 3], "q2": [0, 1]}
+    # without a rank column: score descending, ties by docno
+    out = instantiate("first-stage", {}).transformer()(fs.drop(columns=["rank"]))
+    assert out[out.qid == "q1"]["docno"].tolist() == ["d3", "d1", "d2", "d0"]
 
 
 # ---- PRP with a scripted judge --------------------------------------------------------------------
