@@ -158,11 +158,21 @@ def test_prp_sorting_heapsort_counts():
     assert ranked == ["7", "6", "5", "4", "3", "2", "1"]
 
 
-def test_prp_inconsistent_answers_are_ties():
+def test_prp_inconsistent_answers_are_ties_and_are_counted():
     # a judge that always says "A" contradicts itself when the order is swapped: every pair ties
     for variant in ("allpairs", "sliding", "sorting"):
         ranked, _, _ = _rank(["3", "1", "5", "2"], variant, bias=True)
         assert ranked == ["3", "1", "5", "2"], variant  # first-stage order kept
+    biased = PairwiseRanker(ScriptedJudge(bias_to_a=True), batch_size=4)
+    biased.rank("q", ["3", "1", "5", "2"], "allpairs")
+    assert (biased.comparisons, biased.inconsistent) == (6, 6)
+    fair = PairwiseRanker(ScriptedJudge(), batch_size=4)
+    fair.rank("q", ["3", "1", "5", "2"], "allpairs")
+    assert (fair.comparisons, fair.inconsistent) == (6, 0)
+    # sliding, 1 pass over 4 passages: 3 comparisons, each of a pair in both orders
+    fair = PairwiseRanker(ScriptedJudge(), batch_size=4)
+    fair.rank("q", ["1", "2", "3", "4"], "sliding", passes=1)
+    assert (fair.comparisons, fair.inconsistent) == (3, 0)
 
 
 def test_prp_adapter_stats_and_scores():
@@ -175,6 +185,8 @@ def test_prp_adapter_stats_and_scores():
     q1 = out[out.qid == "q1"]
     assert q1["text"].tolist() == ["3", "2", "1", "9", "8"]  # only the top 3 reranked
     assert m.stats["inferences_per_query"] == [6, 6] and m.stats["inferences_total"] == 12
+    # 10 sliding passes over 3 passages, 2 comparisons each (cache hits count as comparisons)
+    assert m.stats["comparisons_total"] == 2 * 10 * 2 and m.stats["inconsistent_comparisons"] == 0
 
 
 # ---- causal-LM scoring helpers on a tiny random Llama ------------------------------------------------

@@ -67,6 +67,10 @@ class PairwiseRanker:
         self.batch_size = batch_size
         self.use_cache = cache
         self.inferences = 0
+        # comparisons decided from both orders, and those whose two answers disagreed (a tie):
+        # the share of the latter measures the judge's position bias (Qin et al. 2023, sec. 4)
+        self.comparisons = 0
+        self.inconsistent = 0
         self._cache: dict[tuple[int, int], float] = {}
         self._query = ""
         self._passages: list[str] = []
@@ -93,7 +97,12 @@ class PairwiseRanker:
     def compare(self, i: int, j: int) -> int:
         """+1 if d_i beats d_j in both orders, -1 if d_j does, 0 (tie) when the answers disagree."""
         prefs = self._ask([(i, j), (j, i)])
-        return self._outcome(prefs[(i, j)], prefs[(j, i)])
+        return self._count(self._outcome(prefs[(i, j)], prefs[(j, i)]))
+
+    def _count(self, outcome: int) -> int:
+        self.comparisons += 1
+        self.inconsistent += outcome == 0
+        return outcome
 
     @staticmethod
     def _outcome(pref_ij: float, pref_ji: float) -> int:
@@ -123,7 +132,7 @@ class PairwiseRanker:
         wins = [0.0] * n
         for i in range(n):
             for j in range(i + 1, n):
-                o = self._outcome(prefs[(i, j)], prefs[(j, i)])
+                o = self._count(self._outcome(prefs[(i, j)], prefs[(j, i)]))
                 if o > 0:
                     wins[i] += 1.0
                 elif o < 0:
@@ -199,7 +208,8 @@ class PairwiseRankingPrompting(RerankingMethod):
         self.device = device
         self._judge = judge  # tests inject a scripted judge; otherwise the LLM judge
         self._token_ids: list[int] | None = None
-        self.stats = {"model_calls": 0, "forward_passes": 0, "inferences_total": 0, "inferences_per_query": []}
+        self.stats = {"model_calls": 0, "forward_passes": 0, "inferences_total": 0, "inferences_per_query": [],
+                      "comparisons_total": 0, "inconsistent_comparisons": 0}
 
     @property
     def loaded(self) -> Any:
@@ -230,6 +240,8 @@ class PairwiseRankingPrompting(RerankingMethod):
         order = ranker.rank(query, passages, self.params.variant, self.params.passes)
         self.stats["inferences_per_query"].append(ranker.inferences)
         self.stats["inferences_total"] += ranker.inferences
+        self.stats["comparisons_total"] += ranker.comparisons
+        self.stats["inconsistent_comparisons"] += ranker.inconsistent
         scores = [0.0] * len(passages)
         for pos, i in enumerate(order):
             scores[i] = float(len(passages) - pos)
