@@ -31,8 +31,8 @@ if [ "$PART" = llm ] || [ "$PART" = all ]; then
   done
   for m in magnitude wanda sparsegpt; do
     p=""; [ "$m" != magnitude ] && p="$CAL,"
-    llm_run "$m" "${p}sparsity=0.3"
-    llm_run "$m" "${p}sparsity=0.7"
+    llm_run "$m" "${p}sparsity=0.3" zs
+    llm_run "$m" "${p}sparsity=0.7" zs
   done
 fi
 
