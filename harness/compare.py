@@ -58,9 +58,14 @@ def _short(v: Any) -> str:
     return canonical_json(v)
 
 
+def shown_params(doc: dict[str, Any]) -> str:
+    """A result's params as tables show them: without the non-semantic ones (downloads keep all)."""
+    return params_label(semantic_params(doc["method"]))
+
+
 def run_label(doc: dict[str, Any], with_model: bool = False) -> str:
     label = doc["method"]["name"]
-    p = params_label(semantic_params(doc["method"]))
+    p = shown_params(doc)
     if p:
         label += f" ({p})"
     if with_model:

@@ -66,7 +66,7 @@ if [ "$PART" = ir ] || [ "$PART" = all ]; then
     $H run --method bi-encoder --task "$t" --no-progress || true
   done
   # LLM rerankers on 2 CPU cores: QLM reranks the whole top 100 (~12 min for DL19); PRP-sliding
-  # (10 passes) reranks the top 20, a declared depth (the top 100 would take over an hour per collection here)
+  # (10 passes) reranks the top 20, a declared depth (the top 100: an estimated hour or more per collection here)
   for t in trec-dl-2019 trec-dl-2020; do
     $H run --method qlm --task "$t" --no-progress || true
     $H run --method prp --params variant=sliding,depth=20 --task "$t" --no-progress || true

@@ -30,33 +30,34 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _token_ids(tokenizer, text: str) -> torch.Tensor:
+    old_max = getattr(tokenizer, "model_max_length", None)
+    tokenizer.model_max_length = int(1e12)  # silence the 'sequence too long' warning: we window ourselves
+    try:
+        return tokenizer(text, return_tensors="pt").input_ids[0]
+    finally:
+        if old_max is not None:
+            tokenizer.model_max_length = old_max
+
+
 def tokenize_windows(tokenizer, text: str, seqlen: int, cache: bool = True) -> torch.Tensor:
     """[n_windows, seqlen] token ids of the whole text (partial last window dropped).
 
     Tokenising a whole test set takes seconds; the ids are cached on disk by (text digest,
     tokenizer digest), so repeated evaluations cost only the model's forward passes."""
-    path = None
-    if cache:
+    if not cache:
+        ids = _token_ids(tokenizer, text)
+    else:
         key = hashlib.sha256(text.encode()).hexdigest()[:16] + "-" + tokenizer_fingerprint(tokenizer)[:16]
         path = config.cache_dir() / "tokens" / f"{key}.pt"
         if path.is_file():
             ids = torch.load(path)
-            n = ids.numel() // seqlen
-            if n == 0:
-                raise HarnessError(f"the text has {ids.numel()} tokens, fewer than one window of {seqlen}")
-            return ids[: n * seqlen].view(n, seqlen)
-    old_max = getattr(tokenizer, "model_max_length", None)
-    tokenizer.model_max_length = int(1e12)  # silence the 'sequence too long' warning: we window ourselves
-    try:
-        ids = tokenizer(text, return_tensors="pt").input_ids[0]
-    finally:
-        if old_max is not None:
-            tokenizer.model_max_length = old_max
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(ids.clone(), tmp)
-        os.replace(tmp, path)
+        else:
+            ids = _token_ids(tokenizer, text)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(ids.clone(), tmp)
+            os.replace(tmp, path)
     n = ids.numel() // seqlen
     if n == 0:
         raise HarnessError(f"the text has {ids.numel()} tokens, fewer than one window of {seqlen}")

@@ -27,7 +27,7 @@ import jinja2
 import numpy as np
 
 from harness import stats
-from harness.compare import DERIVED, fmt_num, fmt_p, params_label
+from harness.compare import DERIVED, fmt_num, fmt_p, params_label, shown_params
 from harness.errors import HarnessError, ResultValidationError
 from harness.report import latex, plots
 from harness.results import ResultStore, StoredResult, canonical_json, load_items, semantic_params
@@ -179,7 +179,7 @@ def _entry(res: StoredResult, items: list[dict[str, Any]]) -> Entry:
         run_id=doc["run_id"],
         method=doc["method"]["name"],
         params=doc["method"]["params"],
-        params_text=params_label(semantic_params(doc["method"])),
+        params_text=shown_params(doc),
         items=items,
         sparsity=sp,
         latency=lat,
@@ -507,7 +507,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
         names = sorted({m for e in b.entries for m in e.doc["metrics"]}, key=lambda m: (m != b.primary, m))
         b.metrics = [(m, _hib(b.entries, m)) for m in names]
         b.entries = _sort_entries(b.entries, b.primary, _hib(b.entries, b.primary) if b.primary else True)
-        b.failed.sort(key=lambda r: (r.doc["method"]["name"], params_label(semantic_params(r.doc["method"])), r.doc["run_id"]))
+        b.failed.sort(key=lambda r: (r.doc["method"]["name"], shown_params(r.doc), r.doc["run_id"]))
         _rank_board(b)
         b.extra_cols = _extra_cols(b)
         if any(k == "sparsity" for k, _ in b.extra_cols):
@@ -582,7 +582,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
     for name in sorted(by_method):
         doc_text, family = _method_doc(name)
         results = sorted(by_method[name], key=lambda r: (r.doc["task"]["id"], str(r.doc["model"]["id"]),
-                                                         params_label(semantic_params(r.doc["method"])), r.doc["run_id"]))
+                                                         shown_params(r.doc), r.doc["run_id"]))
         mrows = []
         for r in results:
             d = r.doc
@@ -592,7 +592,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
             show = not (rw and d["task"]["kind"] != "latency")
             mrows.append({
                 "run_id": d["run_id"], "task": d["task"]["id"], "version": d["task"]["version"],
-                "model": d["model"]["id"], "random_weights": rw, "params": params_label(semantic_params(d["method"])),
+                "model": d["model"]["id"], "random_weights": rw, "params": shown_params(d),
                 "protocol": protocol_text(d["task"]["protocol"]), "status": d["status"],
                 "primary": prim if show else None,
                 "value": d["metrics"].get(prim, {}).get("value") if (prim and show) else None,
@@ -742,7 +742,6 @@ def _board_plots(b: Board, w: _Writer) -> None:
         structure = ((e.doc.get("pruning") or {}).get("details") or {}).get("structure")
         label = e.method + (f" [{pattern}]" if pattern and pattern != "unstructured" else "")
         label += f" [{structure.split(' (')[0]}]" if structure else ""  # 'block removal', 'width'
-
         label += f" ({params_label(rest)})" if rest else ""
         series[label].append((e.sparsity, float(v)))
     if sum(len(v) for v in series.values()) >= 2 and len({x for pts in series.values() for x, _ in pts}) >= 2:
