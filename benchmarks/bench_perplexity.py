@@ -19,11 +19,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from harness.data import resolve
-from harness.evaluators import RunContext
-from harness.evaluators.perplexity import evaluate_perplexity, tokenize_windows
-from harness.models import load_model
+from harness.kinds import RunContext
+from harness.llm.perplexity import evaluate_perplexity, tokenize_windows
+from harness.llm.models import load_model
 from harness.tasks import get_task
-from harness.textdata import read_text
+from harness.llm.textdata import read_text
 
 
 def bare_loop(model, windows: torch.Tensor) -> float:

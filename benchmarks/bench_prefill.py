@@ -1,6 +1,6 @@
 """Prefill throughput: the harness's timer vs a bare PyTorch loop, and dense vs pruned shapes.
 
-1. Overhead check: the same prefill measured by harness.latency (Timer/CudaEventTimer + prefill_fn)
+1. Overhead check: the same prefill measured by harness.llm.latency (Timer/CudaEventTimer + prefill_fn)
    and by a bare loop written here, timed the same way (perf_counter_ns on CPU, CUDA events after
    synchronize on GPU), alternating call by call in one process. Target: ratio within 3%.
 2. Speed of shapes: dense vs FLAP (MLP width -20%) vs ShortGPT (25% of blocks removed) vs 2:4
@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from harness.latency import (
+from harness.llm.latency import (
     make_timer,
     prefill_fn,
     random_input_ids,
@@ -29,8 +29,8 @@ from harness.latency import (
     summarize,
     to_semi_structured,
 )
-from harness.models import load_model
-from harness.pruning import Calibration, prunable_linears
+from harness.llm.models import load_model
+from harness.llm.pruning import Calibration, prunable_linears
 from harness.params import build_params
 from methods.pruning.flap import FLAP
 from methods.pruning.magnitude import Magnitude

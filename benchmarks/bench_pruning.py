@@ -13,8 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from harness.calibration import load_calibration, resolve_calibration_name
-from harness.models import load_model
+from harness.llm.calibration import load_calibration, resolve_calibration_name
+from harness.llm.models import load_model
 from harness.registry import instantiate
 
 

@@ -28,7 +28,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             primary = t.primary_metric.name if t.metrics else "-"
             print(f"{t.kind:12s} {t.id:24s} v{t.version}  primary={primary:10s} {t.title}")
     else:
-        from harness.models import CONFIGS, EMBEDDED
+        from harness.llm.models import CONFIGS, EMBEDDED
 
         for name, spec in EMBEDDED.items():
             print(f"{name:24s} {spec['description']}")

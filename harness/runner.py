@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import models as modelsmod
+from harness.llm import models as modelsmod
 from harness import provenance
 from harness.errors import HarnessError, ParamError, ResultValidationError
-from harness.evaluators import KIND_FAMILIES, EvalOutput, RunContext, get_evaluator
+from harness.kinds import KIND_FAMILIES, EvalOutput, RunContext, get_evaluator
 from harness.params import MethodParams, build_params
 from harness.registry import MethodInfo, get_method
 from harness.results import SCHEMA_VERSION, ResultStore, run_digest
@@ -59,7 +59,7 @@ def _resolve_params(info: MethodInfo, raw: dict[str, str], model: str | None) ->
     raw = dict(raw)
     defaults = {name: default for name, _, default in info.params_cls.describe()}
     if "calibration" in defaults:
-        from harness.calibration import RANDOM_TOKENS, resolve_calibration_name
+        from harness.llm.calibration import RANDOM_TOKENS, resolve_calibration_name
 
         # 'auto' becomes a concrete calibration set before the run id is computed. A config: model
         # has random weights and no tokenizer: its only calibration is random token ids.
@@ -182,7 +182,7 @@ def execute(req: RunRequest) -> list[RunOutcome]:
             timings["load_seconds"] = time.perf_counter() - t0
             calibration = None
             if getattr(method, "needs_calibration", False):
-                from harness.calibration import load_calibration
+                from harness.llm.calibration import load_calibration
 
                 t0 = time.perf_counter()
                 p = params  # CalibrationParams fields

@@ -21,6 +21,6 @@ def data_dir():
 @pytest.fixture(scope="session")
 def smollm2():
     """The embedded SmolLM2-135M (dequantised once, cached)."""
-    from harness.models import load_model
+    from harness.llm.models import load_model
 
     return load_model("smollm2-135m")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.latency import Timer, is_two_four, semi_structured_unavailable, summarize
+from harness.llm.latency import Timer, is_two_four, semi_structured_unavailable, summarize
 
 
 def test_summarize_known_percentiles() -> None:
@@ -64,8 +64,8 @@ def test_two_four_detection_and_cpu_refusal() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_latency_output():
-    from harness.evaluators import RunContext, get_evaluator
-    from harness.models import load_model
+    from harness.kinds import RunContext, get_evaluator
+    from harness.llm.models import load_model
     from harness.tasks import get_task
 
     loaded = load_model("config:tiny-llama")
@@ -103,7 +103,7 @@ def test_latency_evaluator_on_tiny_llama(tiny_latency_output) -> None:
 
 
 def test_semi_structured_on_cpu_fails_clearly(tiny_latency_output) -> None:
-    from harness.evaluators import RunContext, get_evaluator
+    from harness.kinds import RunContext, get_evaluator
 
     task, loaded, _ = tiny_latency_output
     sparse_task = dataclasses.replace(task, protocol={**task.protocol, "sparse_kernels": "semi_structured"})
@@ -113,7 +113,7 @@ def test_semi_structured_on_cpu_fails_clearly(tiny_latency_output) -> None:
 
 
 def test_shipped_2to4_task_fails_on_cpu_for_the_device_not_the_grid(tiny_latency_output) -> None:
-    from harness.evaluators import RunContext, get_evaluator
+    from harness.kinds import RunContext, get_evaluator
     from harness.tasks import get_task
 
     task = get_task("llm-latency-2to4")
@@ -130,7 +130,7 @@ def test_to_semi_structured_converts_only_two_four_linears(monkeypatch) -> None:
     import torch.sparse
     from torch import nn
 
-    import harness.latency as lat
+    import harness.llm.latency as lat
 
     calls = []
 
@@ -162,8 +162,8 @@ def test_to_semi_structured_converts_only_two_four_linears(monkeypatch) -> None:
 def test_semi_structured_run_times_dense_then_sparse_and_restores_weights(tiny_latency_output, monkeypatch) -> None:
     """The evaluator's 2:4 protocol with the kernels faked: both executions are stored, the speedup
     is dense p50 / 2:4 p50 per cell, and the dense weights are back afterwards."""
-    import harness.evaluators.latency as ev
-    from harness.evaluators import RunContext, get_evaluator
+    import harness.llm.latency_task as ev
+    from harness.kinds import RunContext, get_evaluator
 
     task, loaded, _ = tiny_latency_output
     linears = ev.prunable_linears(loaded.model)

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from harness.errors import ParamError
-from harness.pruning import Calibration
+from harness.llm.pruning import Calibration
 from methods.pruning._layer_removal import remove_blocks
 from methods.pruning.angular import Angular, angular_distances, last_token_states
 from methods.pruning.shortgpt import ShortGPT, block_influence
@@ -155,12 +155,12 @@ def test_block_count_params() -> None:
 
 @pytest.mark.slow
 def test_shortgpt_on_smollm2_perplexity_worsens_with_more_removed_blocks() -> None:
-    from harness.calibration import load_calibration, resolve_calibration_name
+    from harness.llm.calibration import load_calibration, resolve_calibration_name
     from harness.data import resolve
-    from harness.evaluators.perplexity import tokenize_windows, window_nll
-    from harness.models import load_model
+    from harness.llm.perplexity import tokenize_windows, window_nll
+    from harness.llm.models import load_model
     from harness.tasks import get_task
-    from harness.textdata import read_text
+    from harness.llm.textdata import read_text
 
     try:
         name = resolve_calibration_name("auto")

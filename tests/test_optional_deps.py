@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.calibration import RANDOM_TOKENS, load_calibration
+from harness.llm.calibration import RANDOM_TOKENS, load_calibration
 from harness.errors import HarnessError, ParamError
 from harness.registry import get_method
 from harness.results import ResultStore

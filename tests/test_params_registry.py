@@ -8,7 +8,7 @@ import pytest
 from harness import registry
 from harness.errors import ParamError, UnknownNameError
 from harness.params import MethodParams, build_params, parse_param_string
-from harness.pruning import CalibratedSparsityParams, SparsityParams
+from harness.llm.pruning import CalibratedSparsityParams, SparsityParams
 
 
 def test_parse_param_string():
@@ -69,7 +69,7 @@ def test_entry_point_plugin_registers_a_method(tmp_path, monkeypatch):
             """
             from dataclasses import dataclass
             from harness.params import MethodParams
-            from harness.pruning import PruningMethod, PruneReport
+            from harness.llm.pruning import PruningMethod, PruneReport
             from harness.registry import register_method
 
             @dataclass(frozen=True)

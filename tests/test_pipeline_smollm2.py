@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from harness.calibration import load_calibration, resolve_calibration_name
-from harness.evaluators.perplexity import tokenize_windows, window_nll
-from harness.models import load_model, save_model
+from harness.llm.calibration import load_calibration, resolve_calibration_name
+from harness.llm.perplexity import tokenize_windows, window_nll
+from harness.llm.models import load_model, save_model
 from harness.registry import instantiate
 from harness.tasks import get_task
 from harness.data import resolve
-from harness.textdata import read_text
+from harness.llm.textdata import read_text
 
 pytestmark = pytest.mark.slow
 

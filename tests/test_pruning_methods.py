@@ -12,9 +12,9 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from harness.errors import HarnessError, ParamError
-from harness.layerwise import capture_block_inputs, forward_block
+from harness.llm.layerwise import capture_block_inputs, forward_block
 from harness.params import build_params
-from harness.pruning import Calibration, prunable_linears, transformer_blocks, unstructured_mask_from_scores
+from harness.llm.pruning import Calibration, prunable_linears, transformer_blocks, unstructured_mask_from_scores
 from harness.registry import get_method, instantiate
 from methods.pruning.magnitude import magnitude_mask
 from methods.pruning.sparsegpt import Hessian, sparsegpt_prune_weight
@@ -364,8 +364,8 @@ def test_only_block_linears_change(method):
 
 @pytest.mark.slow
 def test_wanda_on_smollm2():
-    from harness.calibration import load_calibration, resolve_calibration_name
-    from harness.models import load_model
+    from harness.llm.calibration import load_calibration, resolve_calibration_name
+    from harness.llm.models import load_model
 
     try:
         loaded = load_model("smollm2-135m")

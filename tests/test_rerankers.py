@@ -194,7 +194,7 @@ def test_prp_adapter_stats_and_scores():
 
 @pytest.fixture(scope="module")
 def tiny_llm():
-    from harness.models import load_model
+    from harness.llm.models import load_model
 
     loaded = load_model("config:tiny-llama")
     if loaded.tokenizer is None:
@@ -213,7 +213,7 @@ def _reference_logprob(model, tok, prefix, cont):
 
 
 def test_continuation_logprobs_batched_equals_unpadded(tiny_llm):
-    from harness.ir.llm_scoring import continuation_logprobs
+    from methods.reranking._llm_scoring import continuation_logprobs
 
     m, tok = tiny_llm.model, tiny_llm.tokenizer
     prefixes = ["Passage: a short one.\nQuestion:", "Passage: " + "a much longer passage " * 8 + "\nQuestion:", "x"]
@@ -228,7 +228,7 @@ def test_continuation_logprobs_batched_equals_unpadded(tiny_llm):
 def test_next_token_logprobs_equals_unpadded(tiny_llm):
     import torch
 
-    from harness.ir.llm_scoring import next_token_logprobs, single_token_id
+    from methods.reranking._llm_scoring import next_token_logprobs, single_token_id
 
     m, tok = tiny_llm.model, tiny_llm.tokenizer
     ids = [single_token_id(tok, " A"), single_token_id(tok, " B")]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import config
-from harness.evaluators import RunContext, get_evaluator
+from harness.kinds import RunContext, get_evaluator
 from harness.ir.evaluate import normalize_run
 from harness.registry import instantiate
 from harness.tasks import get_task, load_task_file

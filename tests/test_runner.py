@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness.calibration import sample_windows
+from harness.llm.calibration import sample_windows
 from harness.cli import main
 from harness.errors import HarnessError, UnknownNameError
-from harness.evaluators.perplexity import window_nll
+from harness.llm.perplexity import window_nll
 from harness.params import MethodParams
-from harness.pruning import PruningMethod
+from harness.llm.pruning import PruningMethod
 from harness.registry import _METHODS, register_method
 from harness.results import ResultStore
 from harness.runner import RunRequest, execute

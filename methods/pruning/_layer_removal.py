@@ -24,8 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, ParamError
-from harness.latency import accepts_logits_to_keep
-from harness.pruning import CalibrationParams, PruneReport, block_linears, count_parameters
+from harness.llm.latency import accepts_logits_to_keep
+from harness.llm.pruning import CalibrationParams, PruneReport, block_linears, count_parameters
 
 _BLOCK_PATHS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from harness.params import MethodParams
-from harness.pruning import Calibration, PruneReport, PruningMethod, build_report, count_parameters, prunable_linears
+from harness.llm.pruning import Calibration, PruneReport, PruningMethod, build_report, count_parameters, prunable_linears
 from harness.registry import register_method
 
 

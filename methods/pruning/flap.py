@@ -11,8 +11,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, ParamError
-from harness.latency import accepts_logits_to_keep
-from harness.pruning import (
+from harness.llm.latency import accepts_logits_to_keep
+from harness.llm.pruning import (
     Calibration,
     CalibrationParams,
     PruneReport,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from harness.pruning import (
+from harness.llm.pruning import (
     Calibration,
     PruneReport,
     PruningMethod,

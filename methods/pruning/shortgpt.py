@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.pruning import Calibration, PruneReport, PruningMethod, count_parameters
+from harness.llm.pruning import Calibration, PruneReport, PruningMethod, count_parameters
 from harness.registry import register_method
 from methods.pruning._layer_removal import (
     LayerRemovalParams,

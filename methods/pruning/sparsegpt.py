@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError, ParamError
-from harness.layerwise import calibration_input_ids, prune_sequentially
-from harness.pruning import (
+from harness.llm.layerwise import calibration_input_ids, prune_sequentially
+from harness.llm.pruning import (
     CalibratedSparsityParams,
     Calibration,
     PruneReport,

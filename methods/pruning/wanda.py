@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.layerwise import calibration_input_ids, prune_sequentially
-from harness.pruning import (
+from harness.llm.layerwise import calibration_input_ids, prune_sequentially
+from harness.llm.pruning import (
     CalibratedSparsityParams,
     Calibration,
     PruneReport,

@@ -12,7 +12,7 @@ def load_hf(model_id: str, auto_cls: Any, *, device: str = "cpu", dtype: str = "
     """(model, tokenizer, info) from a local directory or a hub id (``org/name`` or ``org/name@rev``)."""
     from transformers import AutoTokenizer
 
-    from harness.models import _torch_dtype
+    from harness.llm.models import _torch_dtype
 
     local = os.path.isdir(model_id)
     repo, _, revision = (model_id, "", "") if local else model_id.partition("@")

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.errors import ParamError
 from harness.ir.base import RerankingMethod
-from harness.ir.llm_scoring import single_token_id, truncate_text
+from methods.reranking._llm_scoring import single_token_id, truncate_text
 from harness.registry import register_method
 from methods.reranking._common import RerankParams, RerankTransformer
 

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from harness.errors import ParamError
 from harness.ir.base import RerankingMethod
-from harness.ir.llm_scoring import next_token_logprobs, single_token_id, truncate_text
+from methods.reranking._llm_scoring import next_token_logprobs, single_token_id, truncate_text
 from harness.registry import register_method
 from methods.reranking._common import RerankParams, RerankTransformer
 
@@ -182,7 +182,7 @@ class PairwiseRanker:
 
 @dataclasses.dataclass(frozen=True)
 class PRPParams(RerankParams):
-    model: str = "smollm2-135m"  # any id harness.models.load_model resolves
+    model: str = "smollm2-135m"  # any id harness.llm.models.load_model resolves
     variant: Literal["allpairs", "sliding", "sorting"] = "sliding"
     passes: int = 10  # sliding: number of passes (= top-K that is sorted)
     depth: int = 100
@@ -214,7 +214,7 @@ class PairwiseRankingPrompting(RerankingMethod):
     @property
     def loaded(self) -> Any:
         if self._loaded is None:
-            from harness.models import load_model
+            from harness.llm.models import load_model
 
             self._loaded = load_model(self.params.model, device=self.device, dtype=self.params.dtype)
             if self._loaded.tokenizer is None:

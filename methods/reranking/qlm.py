@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.errors import ParamError
 from harness.ir.base import RerankingMethod
-from harness.ir.llm_scoring import continuation_logprobs, truncate_text
+from methods.reranking._llm_scoring import continuation_logprobs, truncate_text
 from harness.registry import register_method
 from methods.reranking._common import RerankParams, RerankTransformer
 
@@ -23,7 +23,7 @@ PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQu
 
 @dataclasses.dataclass(frozen=True)
 class QLMParams(RerankParams):
-    model: str = "smollm2-135m"  # any id harness.models.load_model resolves
+    model: str = "smollm2-135m"  # any id harness.llm.models.load_model resolves
     max_passage_tokens: int = 256
     dtype: str = "float32"
 
@@ -39,14 +39,14 @@ class QueryLikelihood(RerankingMethod):
 
     def __init__(self, params: QLMParams, loaded: Any | None = None, device: str = "cpu"):
         super().__init__(params)
-        self._loaded = loaded  # a harness.models.LoadedModel; loaded lazily from params.model
+        self._loaded = loaded  # a harness.llm.models.LoadedModel; loaded lazily from params.model
         self.device = device
         self.stats = {"model_calls": 0, "forward_passes": 0, "pairs": 0, "queries": 0}
 
     @property
     def loaded(self) -> Any:
         if self._loaded is None:
-            from harness.models import load_model
+            from harness.llm.models import load_model
 
             self._loaded = load_model(self.params.model, device=self.device, dtype=self.params.dtype)
             if self._loaded.tokenizer is None:

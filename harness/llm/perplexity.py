@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 from harness import config
 from harness.data import resolve
 from harness.errors import HarnessError
-from harness.evaluators import EvalOutput, Metric, RunContext, register_evaluator
+from harness.kinds import EvalOutput, Metric, RunContext, register_evaluator
 from harness.tasks import Task
-from harness.textdata import read_text
+from harness.llm.textdata import read_text
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

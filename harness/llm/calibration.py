@@ -14,9 +14,9 @@ import torch
 
 from harness import data as datamod
 from harness.errors import HarnessError
-from harness.pruning import Calibration
+from harness.llm.pruning import Calibration
 from harness.tasks import Task, get_calibration
-from harness.textdata import read_documents
+from harness.llm.textdata import read_documents
 
 DEFAULT_ORDER = ("c4", "c4-sample1k", "wikipedia-gensim")  # 'auto': the first available
 # Uniform random token ids: the calibration of random-weight config: models (no tokenizer, and no

