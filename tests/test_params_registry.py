@@ -87,11 +87,12 @@ def test_entry_point_plugin_registers_a_method(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = importlib.metadata.EntryPoint(name="plugin-noop", value="harness_test_plugin", group=registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
-    registry._import_entry_points()
+    registry.METHODS.load()
+    registry.METHODS._load_entry_point(ep)
     info = registry.get_method("plugin-noop")
     assert info.family == "pruning" and info.summary == "A third-party no-op method."
     assert registry.instantiate("plugin-noop", {"strength": "2"}).params.strength == 2.0
-    registry._METHODS.pop("plugin-noop")
+    registry.METHODS.unregister("plugin-noop")
     sys.modules.pop("harness_test_plugin", None)
 
 

@@ -13,7 +13,7 @@ from harness.errors import HarnessError, UnknownNameError
 from harness.llm.perplexity import window_nll
 from harness.params import MethodParams
 from harness.llm.pruning import PruningMethod
-from harness.registry import _METHODS, register_method
+from harness.registry import register_method
 from harness.results import ResultStore
 from harness.runner import RunRequest, execute
 
