@@ -318,7 +318,7 @@ def _extra_cols(board: Board) -> list[tuple[str, str]]:
         cols.append(("latency", "latency " + " / ".join(labels)))
     eff_keys: set[str] = set()
     for e in board.entries:
-        for k, v in (e.doc.get("efficiency") or {}).items():
+        for k, v in e.doc.efficiency.to_dict().items():
             if k != "latency" and _num(v) is not None:
                 eff_keys.add(k)
     for k in sorted(eff_keys, key=lambda k: (k not in ("prune_seconds", "eval_seconds"), k)):
@@ -327,7 +327,7 @@ def _extra_cols(board: Board) -> list[tuple[str, str]]:
 
 
 def _row(board: Board, e: Entry) -> dict[str, Any]:
-    eff = e.doc.get("efficiency") or {}
+    eff = e.doc.efficiency.to_dict()
     row: dict[str, Any] = {
         "rank": e.rank,
         "rank_note": e.rank_note,
@@ -368,7 +368,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters["num"] = fmt_num
     env.filters["pval"] = fmt_p
-    env.filters["pjson"] = lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    env.filters["pjson"] = lambda v: json.dumps(v.to_dict() if hasattr(v, "to_dict") else v, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     env.filters["cjson"] = lambda v: canonical_json(v)
     return env
 
@@ -632,7 +632,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
     lat_rows = []
     for e in sorted(latency_only, key=lambda e: (e.doc["task"]["id"], str(e.doc["model"]["id"]), e.method,
                                                   e.params_text, e.run_id)):
-        eff = e.doc.get("efficiency") or {}
+        eff = e.doc.efficiency.to_dict()
         lat_rows.append({"run_id": e.run_id, "task": e.doc["task"]["id"], "model": e.doc["model"]["id"],
                          "method": e.method, "params": e.params_text, "latency": e.latency,
                          "latency_label": e.latency_label, "eval_seconds": _num(eff.get("eval_seconds")),
@@ -698,6 +698,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
 
 
 def _pruning_summary(pr: Any) -> dict[str, Any] | None:
+    pr = pr.to_dict() if hasattr(pr, "to_dict") else pr
     if not isinstance(pr, dict):
         return None
     out = {k: v for k, v in pr.items() if k != "layers"}
