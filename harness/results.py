@@ -301,9 +301,10 @@ class Result(_Record):
         sp = self.pruning.measured_sparsity if self.pruning is not None else None
         return float(sp) if sp is not None else None
 
-    def value(self, metric: str | None) -> float | None:
+    def value(self, metric: str | None) -> int | float | None:
+        """The stored value of ``metric`` (as stored: an int stays an int), None when absent."""
         m = self.metrics.get(metric) if metric else None
-        return float(m.value) if m is not None else None
+        return m.value if m is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
