@@ -237,7 +237,18 @@ class Result(_Record):
     model_config = ConfigDict(
         extra="forbid",
         title="harness result, schema version 1",
-        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "harness/result-v1"},
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "harness/result-v1",
+            # what _consistent checks, for readers of the schema (the run id digest cannot be written here)
+            "allOf": [
+                {"if": {"properties": {"status": {"const": "failed"}}},
+                 "then": {"required": ["error"],
+                          "properties": {"error": {"type": "object"}, "metrics": {"maxProperties": 0}}}},
+                {"if": {"properties": {"status": {"const": "ok"}}},
+                 "then": {"properties": {"metrics": {"minProperties": 1}}}},
+            ],
+        },
     )
 
     schema_version: Literal[1]

@@ -73,3 +73,23 @@ def test_dict_style_reads_still_work_for_old_callers():
     assert res.get("artifacts", "absent") == ("absent" if "artifacts" not in raw else res.artifacts)
     with pytest.raises(KeyError):
         res["nope"]
+
+
+@pytest.mark.skipif(not COMMITTED, reason="no committed results in this checkout")
+def test_generated_schema_agrees_with_the_model_for_other_validators():
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json.loads(schema_text()))
+    assert all(validator.is_valid(json.loads(p.read_text())) for p in COMMITTED)
+    mutations = [
+        lambda d: d.update(status="failed"),  # failed needs an error and no metric
+        lambda d: d.update(unknown=1),
+        lambda d: d["metrics"][next(iter(d["metrics"]))].update(value="high"),
+        lambda d: d["task"]["protocol"].pop("limit"),
+        lambda d: d["items"].update(sha256="abc") if d.get("items") else d.update(run_id="xyz"),
+    ]
+    for mutate in mutations:
+        doc = _doc()
+        mutate(doc)
+        assert not validator.is_valid(doc)
+        with pytest.raises(ResultValidationError):
+            validate_result(doc, "r.json")
