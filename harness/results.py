@@ -334,6 +334,10 @@ def _error_message(exc: ValidationError, source: str) -> str:
         return f"{source}: field {parent!r}: {loc[-1]!r} is a required property"
     if err["type"] == "extra_forbidden":
         return f"{source}: field {'.'.join(loc)!r}: not a field of a harness result (additional fields are not allowed)"
+    got = err.get("input")
+    shown = repr(got) if isinstance(got, (str, int, float, bool)) or got is None else type(got).__name__
+    if msg.startswith("Input should") and len(shown) <= 60:
+        msg += f", got {shown}"
     return f"{source}: field {'.'.join(loc)!r}: {msg}"
 
 
