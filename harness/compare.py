@@ -12,9 +12,6 @@ and a p-value from the chosen paired test on the per-item scores, corrected over
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +21,11 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
-from harness.results import ResultStore, StoredResult, canonical_json, load_items, semantic_params
+from harness.fmt import arrow, fmt_diff, fmt_num, fmt_p, latex_escape, params_label  # noqa: F401 (re-exported)
+from harness.results import Result, ResultStore, StoredResult, TaskInfo, canonical_json
+from harness.table import DISPLAY, EXPORT, Column, Table
 
-FORMATS = ("markdown", "latex", "csv")
+FORMATS = ("markdown", "latex", "csv", "json")
 CI_RESAMPLES = stats.DEFAULT_RESAMPLES
 CI_SEED = stats.DEFAULT_SEED
 
@@ -48,55 +47,19 @@ def item_field(metric: str, fields: set[str]) -> tuple[str, Callable[[np.ndarray
     return None
 
 
-def params_label(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(params.items()))
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    return canonical_json(v)
-
-
-def shown_params(doc: dict[str, Any]) -> str:
+def shown_params(res: Result) -> str:
     """A result's params as tables show them: without the non-semantic ones (downloads keep all)."""
-    return params_label(semantic_params(doc["method"]))
+    return params_label(res.method.semantic_params)
 
 
-def run_label(doc: dict[str, Any], with_model: bool = False) -> str:
-    label = doc["method"]["name"]
-    p = shown_params(doc)
+def run_label(res: Result, with_model: bool = False) -> str:
+    label = res.method.name
+    p = shown_params(res)
     if p:
         label += f" ({p})"
     if with_model:
-        label += f" on {doc['model']['id']}"
+        label += f" on {res.model.id}"
     return label
-
-
-def fmt_num(v: float | None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:.1f}"
-    if a >= 10:
-        return f"{v:.2f}"
-    return f"{v:.4f}"
-
-
-def fmt_diff(v: float | None) -> str:
-    if v is None:
-        return "—"
-    s = fmt_num(v)
-    return s if s.startswith("-") else "+" + s
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "—"
-    if p < 1e-4:
-        return f"{p:.1e}"
-    return f"{p:.4f}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +74,7 @@ def find_runs(run_ids: list[str], results_dir: Path) -> list[StoredResult]:
     good, _bad = store.scan()
     by_id: dict[str, list[StoredResult]] = {}
     for r in good:
-        by_id.setdefault(r.doc["run_id"], []).append(r)
+        by_id.setdefault(r.run_id, []).append(r)
     found: list[StoredResult] = []
     for rid in run_ids:
         p = Path(rid)
@@ -127,7 +90,7 @@ def find_runs(run_ids: list[str], results_dir: Path) -> list[StoredResult]:
         if len(rs) > 1:
             raise HarnessError(f"run id {matches[0]} is stored twice: {', '.join(str(r.path) for r in rs)}")
         found.append(rs[0])
-    ids = [r.doc["run_id"] for r in found]
+    ids = [r.run_id for r in found]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise HarnessError(f"run {dup[0]} was given more than once")
@@ -145,55 +108,52 @@ def _protocol_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def check_comparable(runs: list[StoredResult]) -> dict[str, list[dict[str, Any]]]:
     """Raise HarnessError naming the differing field or items; return run id -> items."""
-    base = runs[0].doc
-    bid = base["run_id"]
+    base = runs[0].result
+    bid = base.run_id
     for r in runs:
-        d = r.doc
-        if d["status"] != "ok":
-            msg = (d.get("error") or {}).get("message", "")
-            raise HarnessError(f"run {d['run_id']} ({r.path}) has status {d['status']!r} ({msg}): nothing to compare")
+        if not r.result.ok:
+            msg = r.result.error.message if r.result.error else ""
+            raise HarnessError(f"run {r.run_id} ({r.path}) has status {r.result.status!r} ({msg}): nothing to compare")
     for r in runs[1:]:
-        d, rid = r.doc, r.doc["run_id"]
         for fld in ("id", "version"):
-            if d["task"][fld] != base["task"][fld]:
+            if getattr(r.result.task, fld) != getattr(base.task, fld):
                 raise HarnessError(
-                    f"runs {bid} and {rid} are not comparable: task.{fld} differs "
-                    f"({base['task'][fld]!r} vs {d['task'][fld]!r})"
+                    f"runs {bid} and {r.run_id} are not comparable: task.{fld} differs "
+                    f"({getattr(base.task, fld)!r} vs {getattr(r.result.task, fld)!r})"
                 )
-        diffs = _protocol_diff(base["task"]["protocol"], d["task"]["protocol"])
+        diffs = _protocol_diff(base.task.protocol, r.result.task.protocol)
         if diffs:
-            raise HarnessError(f"runs {bid} and {rid} are not comparable: protocols differ: {'; '.join(diffs)}")
-    items: dict[str, list[dict[str, Any]]] = {}
-    keys: dict[str, list[str]] = {}
-    for r in runs:
-        d = r.doc
-        if not d.get("items"):
-            raise HarnessError(f"run {d['run_id']} ({r.path}) stores no per-item scores; paired tests need them")
-        rows = load_items(r.path, d)
-        key = d["items"]["key"]
-        try:
-            ks = [str(row[key]) for row in rows]
-        except KeyError:
-            raise HarnessError(f"{r.path}: an item lacks its key field {key!r}") from None
-        if len(set(ks)) != len(ks):
-            raise HarnessError(f"{r.path}: duplicate item keys in the per-item sidecar")
-        items[d["run_id"]] = rows
-        keys[d["run_id"]] = ks
+            raise HarnessError(f"runs {bid} and {r.run_id} are not comparable: protocols differ: {'; '.join(diffs)}")
+    items = {r.run_id: _keyed_items(r) for r in runs}
     for r in runs[1:]:
-        rid = r.doc["run_id"]
-        if r.doc["items"]["key"] != base["items"]["key"]:
+        rid = r.run_id
+        if r.result.items.key != base.items.key:  # type: ignore[union-attr]
             raise HarnessError(
-                f"runs {bid} and {rid} are not comparable: items are keyed by {base['items']['key']!r} vs "
-                f"{r.doc['items']['key']!r}"
+                f"runs {bid} and {rid} are not comparable: items are keyed by {base.items.key!r} vs "  # type: ignore[union-attr]
+                f"{r.result.items.key!r}"  # type: ignore[union-attr]
             )
-        a, b = set(keys[bid]), set(keys[rid])
+        a, b = set(items[bid][1]), set(items[rid][1])
         if a != b:
             only_a, only_b = sorted(a - b), sorted(b - a)
             raise HarnessError(
                 f"runs {bid} and {rid} are not comparable: item sets differ "
                 f"({len(only_a)} only in {bid}: {_few(only_a)}; {len(only_b)} only in {rid}: {_few(only_b)})"
             )
-    return items
+    return {rid: rows for rid, (rows, _keys) in items.items()}
+
+
+def _keyed_items(r: StoredResult) -> tuple[list[dict[str, Any]], list[str]]:
+    if not r.result.items:
+        raise HarnessError(f"run {r.run_id} ({r.path}) stores no per-item scores; paired tests need them")
+    rows = r.items()
+    key = r.result.items.key
+    try:
+        keys = [str(row[key]) for row in rows]
+    except KeyError:
+        raise HarnessError(f"{r.path}: an item lacks its key field {key!r}") from None
+    if len(set(keys)) != len(keys):
+        raise HarnessError(f"{r.path}: duplicate item keys in the per-item sidecar")
+    return rows, keys
 
 
 def _few(xs: list[str], k: int = 5) -> str:
@@ -226,7 +186,7 @@ class Row:
 class Comparison:
     rows: list[Row]
     baseline: str
-    task: dict[str, Any]
+    task: TaskInfo
     test: str
     correction: str
     n_tests: int
@@ -236,19 +196,19 @@ class Comparison:
     def description(self) -> str:
         corr = {"holm": "Holm-corrected", "bonferroni": "Bonferroni-corrected", "none": "uncorrected"}[self.correction]
         return (
-            f"Task {self.task['id']} v{self.task['version']}, protocol {canonical_json(self.task['protocol'])}. "
+            f"Task {self.task.id} v{self.task.version}, protocol {canonical_json(self.task.protocol)}. "
             f"Baseline: run {self.baseline}. Δ = run − baseline of the stored aggregate; 95% CI: paired bootstrap "
             f"percentile interval ({CI_RESAMPLES} resamples, seed {CI_SEED}); p: two-sided {self.test_detail}, "
             f"{corr} over {self.n_tests} comparisons (runs × metrics)."
         )
 
 
-def _metric_order(docs: list[dict[str, Any]]) -> list[str]:
-    shared = set(docs[0]["metrics"])
-    for d in docs[1:]:
-        shared &= set(d["metrics"])
-    base = docs[0]["metrics"]
-    return sorted(shared, key=lambda m: (not base[m].get("primary", False), m))
+def _metric_order(results: list[Result]) -> list[str]:
+    shared = set(results[0].metrics)
+    for res in results[1:]:
+        shared &= set(res.metrics)
+    base = results[0].metrics
+    return sorted(shared, key=lambda m: (not base[m].primary, m))
 
 
 def _test_detail(test: str) -> str:
@@ -272,55 +232,29 @@ def build_comparison(runs: list[StoredResult], baseline: str | None, test: str, 
     if len(runs) < 2:
         raise HarnessError("compare needs at least two runs")
     if baseline is not None:
-        idx = [i for i, r in enumerate(runs) if r.doc["run_id"].startswith(baseline.lower())]
+        idx = [i for i, r in enumerate(runs) if r.run_id.startswith(baseline.lower())]
         if len(idx) != 1:
             raise HarnessError(f"baseline {baseline!r} must match exactly one of the given runs, matched {len(idx)}")
         runs = [runs[idx[0]]] + [r for i, r in enumerate(runs) if i != idx[0]]
     items = check_comparable(runs)
-    docs = [r.doc for r in runs]
-    base = docs[0]
-    bid = base["run_id"]
-    with_model = len({d["model"]["id"] for d in docs}) > 1
-    metrics = _metric_order(docs)
+    results = [r.result for r in runs]
+    metrics = _metric_order(results)
     if not metrics:
         raise HarnessError("the runs share no metric")
-    key = base["items"]["key"]
-    order = [str(row[key]) for row in items[bid]]
-    aligned: dict[str, dict[str, dict[str, Any]]] = {
-        rid: {str(row[key]): row for row in rows} for rid, rows in items.items()
-    }
+    key = results[0].items.key  # type: ignore[union-attr]
+    order = [str(row[key]) for row in items[results[0].run_id]]
+    aligned = {rid: {str(row[key]): row for row in rows} for rid, rows in items.items()}
     fields = set.intersection(*({f for row in rows for f in row} for rows in items.values()))
+    with_model = len({res.model.id for res in results}) > 1
     rows: list[Row] = []
     notes: list[str] = []
     for m in metrics:
-        mb = base["metrics"][m]
         how = item_field(m, fields)
         if how is not None and how[2]:
             notes.append(f"{m} is tested on per-item {how[0]} ({m} = {how[2]}).")
-        base_vec = None
-        if how is not None:
-            base_vec = np.array([float(aligned[bid][k][how[0]]) for k in order])
-        rows.append(
-            Row(m, mb["higher_is_better"], bool(mb.get("primary")), bid, run_label(base, with_model),
-                float(mb["value"]), len(order), True)
-        )
-        for d in docs[1:]:
-            md = d["metrics"][m]
-            row = Row(m, md["higher_is_better"], bool(mb.get("primary")), d["run_id"], run_label(d, with_model),
-                      float(md["value"]), len(order), False, diff=float(md["value"]) - float(mb["value"]))
-            if how is None or base_vec is None:
-                row.note = "no per-item scores for this metric: not tested"
-            else:
-                vec = np.array([float(aligned[d["run_id"]][k][how[0]]) for k in order])
-                boot = stats.paired_bootstrap(vec, base_vec, n_resamples=CI_RESAMPLES, seed=CI_SEED, transform=how[1])
-                row.ci_low, row.ci_high = boot.ci_low, boot.ci_high
-                if test == "paired-bootstrap":
-                    row.p_raw = boot.p_value
-                elif test == "mcnemar" and not (stats.is_binary(vec) and stats.is_binary(base_vec)):
-                    row.note = "McNemar needs binary per-item scores: not tested"
-                else:
-                    row.p_raw = stats.run_test(test, vec, base_vec).p_value
-            rows.append(row)
+        vectors = None if how is None else {
+            rid: np.array([float(by[k][how[0]]) for k in order]) for rid, by in aligned.items()}
+        rows += _metric_rows(m, results, vectors, how, test, len(order), with_model)
     tested = [r for r in rows if r.p_raw is not None]
     adj = stats.adjust([r.p_raw for r in tested], correction) if tested else []  # type: ignore[misc]
     for r, p in zip(tested, adj):
@@ -328,109 +262,90 @@ def build_comparison(runs: list[StoredResult], baseline: str | None, test: str, 
     for r in rows:
         if r.note and r.note not in notes:
             notes.append(f"{r.metric}, {r.label}: {r.note}.")
-    return Comparison(rows, bid, base["task"], test, correction, len(tested), _test_detail(test), notes)
+    base = results[0]
+    return Comparison(rows, base.run_id, base.task, test, correction, len(tested), _test_detail(test), notes)
+
+
+def _metric_rows(m: str, results: list[Result], vectors: dict[str, np.ndarray] | None, how: Any, test: str,
+                 n: int, with_model: bool) -> list[Row]:
+    """The baseline's row and one row per other run for metric ``m`` (p-values not yet corrected)."""
+    base = results[0]
+    mb = base.metrics[m]
+    rows = [Row(m, mb.higher_is_better, mb.primary, base.run_id, run_label(base, with_model), float(mb.value), n, True)]
+    for res in results[1:]:
+        md = res.metrics[m]
+        row = Row(m, md.higher_is_better, mb.primary, res.run_id, run_label(res, with_model),
+                  float(md.value), n, False, diff=float(md.value) - float(mb.value))
+        if vectors is None:
+            row.note = "no per-item scores for this metric: not tested"
+        else:
+            vec, base_vec = vectors[res.run_id], vectors[base.run_id]
+            boot = stats.paired_bootstrap(vec, base_vec, n_resamples=CI_RESAMPLES, seed=CI_SEED, transform=how[1])
+            row.ci_low, row.ci_high = boot.ci_low, boot.ci_high
+            if test == "paired-bootstrap":
+                row.p_raw = boot.p_value
+            elif test == "mcnemar" and not (stats.is_binary(vec) and stats.is_binary(base_vec)):
+                row.note = "McNemar needs binary per-item scores: not tested"
+            else:
+                row.p_raw = stats.run_test(test, vec, base_vec).p_value
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
-# Output
+# Output: one Table, four views
 
 
-def _arrow(hib: bool) -> str:
-    return "↑" if hib else "↓"
-
-
-def _md_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+def to_table(c: Comparison) -> Table:
+    """The comparison as a :class:`Table`: raw fields for CSV/JSON, labels for Markdown/LaTeX."""
+    md, tex = ("markdown",), ("latex",)
+    columns = [
+        Column("metric", show=EXPORT), Column("metric_label", "metric", show=md),
+        Column("metric_head", "Metric", show=tex),
+        Column("higher_is_better", kind="bool", show=EXPORT), Column("primary", kind="bool", show=EXPORT),
+        Column("run_id", show=EXPORT), Column("run", show=EXPORT), Column("run_label", "run", show=DISPLAY, latex_label="Run"),
+        Column("run_id_shown", "run id", show=md), Column("baseline", kind="bool", show=EXPORT),
+        Column("value", kind="num", latex_label="Value"), Column("diff_shown", "Δ vs baseline", kind="diff", show=md),
+        Column("diff_tex", "Δ", kind="diff", show=tex), Column("diff", kind="num", show=EXPORT),
+        Column("ci_low", kind="num", show=EXPORT), Column("ci_high", kind="num", show=EXPORT),
+        Column("ci", "95% CI", kind="ci", show=DISPLAY),
+        Column("p_value", kind="p", show=EXPORT),
+        Column("p_adjusted", f"p ({c.correction})", kind="p", latex_label=f"$p$ ({latex_escape(c.correction)})"),
+        Column("n", kind="int", show=("csv", "json", "markdown")),
+        Column("test", show=EXPORT), Column("correction", show=EXPORT), Column("note", show=EXPORT),
+    ]
+    rows = []
+    for r in c.rows:
+        suffix = " (baseline)" if r.is_baseline else ""
+        rows.append({
+            "metric": r.metric, "metric_label": f"{r.metric} {arrow(r.higher_is_better)}" + (" (primary)" if r.primary else ""),
+            "metric_head": f"{r.metric} {arrow(r.higher_is_better)}", "higher_is_better": r.higher_is_better,
+            "primary": r.primary, "run_id": r.run_id, "run": r.label, "run_label": r.label + suffix,
+            "run_id_shown": r.run_id, "baseline": r.is_baseline, "value": r.value, "diff_shown": r.diff,
+            "diff_tex": r.diff, "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high,
+            "ci": (r.ci_low, r.ci_high), "p_value": r.p_raw, "p_adjusted": r.p_adj, "n": r.n,
+            "test": c.test, "correction": c.correction, "note": r.note,
+        })
+    return Table(columns, rows, caption=c.description(), label=f"tab:compare-{c.baseline}", notes=list(c.notes),
+                 group="metric_head", source="harness compare")
 
 
 def to_markdown(c: Comparison) -> str:
-    head = f"| metric | run | run id | value | Δ vs baseline | 95% CI | p ({c.correction}) | n |"
-    lines = [c.description(), "", head, "|---|---|---|---:|---:|---|---:|---:|"]
-    for r in c.rows:
-        metric = f"{_md_escape(r.metric)} {_arrow(r.higher_is_better)}" + (" (primary)" if r.primary else "")
-        label = _md_escape(r.label) + (" (baseline)" if r.is_baseline else "")
-        ci = "—" if r.ci_low is None else f"[{fmt_num(r.ci_low)}, {fmt_num(r.ci_high)}]"
-        lines.append(
-            f"| {metric} | {label} | {r.run_id} | {fmt_num(r.value)} | "
-            f"{'—' if r.is_baseline else fmt_diff(r.diff)} | {ci} | {fmt_p(r.p_adj)} | {r.n} |"
-        )
-    if c.notes:
-        lines += [""] + [f"- {n}" for n in c.notes]
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "Δ": r"$\Delta$",
-    "↑": r"$\uparrow$",
-    "↓": r"$\downarrow$",
-    "—": "--",
-    "−": "-",
-    "×": r"$\times$",
-}
-
-
-def latex_escape(s: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(s))
+    return to_table(c).to_markdown()
 
 
 def to_latex(c: Comparison) -> str:
-    lines = [
-        "% Generated by `harness compare`; needs \\usepackage{booktabs}.",
-        "\\begin{table}[t]",
-        "\\centering",
-        "\\small",
-        "\\begin{tabular}{llrrlr}",
-        "\\toprule",
-        f"Metric & Run & Value & $\\Delta$ & 95\\% CI & $p$ ({latex_escape(c.correction)}) \\\\",
-        "\\midrule",
-    ]
-    prev = None
-    for r in c.rows:
-        metric = ""
-        if r.metric != prev:
-            if prev is not None:
-                lines.append("\\midrule")
-            metric = latex_escape(f"{r.metric} {_arrow(r.higher_is_better)}")
-            prev = r.metric
-        label = latex_escape(r.label) + (" (baseline)" if r.is_baseline else "")
-        ci = "--" if r.ci_low is None else f"[{fmt_num(r.ci_low)}, {fmt_num(r.ci_high)}]"
-        diff = "--" if r.is_baseline else latex_escape(fmt_diff(r.diff))
-        lines.append(
-            f"{metric} & {label} & {fmt_num(r.value)} & {diff} & {ci} & {latex_escape(fmt_p(r.p_adj))} \\\\"
-        )
-    lines += [
-        "\\bottomrule",
-        "\\end{tabular}",
-        f"\\caption{{{latex_escape(c.description())}}}",
-        f"\\label{{tab:compare-{c.baseline}}}",
-        "\\end{table}",
-    ]
-    return "\n".join(lines) + "\n"
+    table = to_table(c)
+    table.notes = []  # the notes are in the Markdown only, as before
+    return table.to_latex()
 
 
 def to_csv(c: Comparison) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["metric", "higher_is_better", "primary", "run_id", "run", "baseline", "value", "diff",
-                "ci_low", "ci_high", "p_value", "p_adjusted", "n", "test", "correction", "note"])
-    for r in c.rows:
-        w.writerow([r.metric, r.higher_is_better, r.primary, r.run_id, r.label, r.is_baseline, repr(r.value),
-                    "" if r.diff is None else repr(r.diff), "" if r.ci_low is None else repr(r.ci_low),
-                    "" if r.ci_high is None else repr(r.ci_high), "" if r.p_raw is None else repr(r.p_raw),
-                    "" if r.p_adj is None else repr(r.p_adj), r.n, c.test, c.correction, r.note])
-    return buf.getvalue()
+    return to_table(c).to_csv()
+
+
+def to_json(c: Comparison) -> str:
+    return to_table(c).to_json()
 
 
 def compare_runs(
@@ -448,7 +363,7 @@ def compare_runs(
         raise HarnessError("compare needs at least two run ids")
     runs = find_runs(run_ids, Path(results_dir))
     comp = build_comparison(runs, baseline, test, correction)
-    return {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](comp)
+    return {"markdown": to_markdown, "latex": to_latex, "csv": to_csv, "json": to_json}[fmt](comp)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

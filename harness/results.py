@@ -1,29 +1,50 @@
-"""The result store: one validated JSON file per run, plus sidecars.
+"""The result store: one validated JSON file per run, plus sidecars, read back as typed ``Result``s.
 
 Layout: ``<results>/<task id>/<run id>.json`` with ``<run id>.items.jsonl`` (per-item scores) and
 any artifacts (``<run id>.run.trec`` ...) beside it. The run id is a digest of exactly the inputs
 that define the run (method, semantic parameters, model, task id and version, protocol), so running
 the same thing twice finds the stored result, and two different runs never share a file.
 Writes are atomic (temporary file + rename) and validated before anything is replaced.
+
+A stored result is modelled by :class:`Result` (pydantic v2). ``harness/schema/result-v1.json`` is
+generated from that model (``python -m harness.results --write-schema``; a test keeps the committed
+file in sync). The top level is closed (``extra="forbid"``); the nested blocks keep the open shape
+schema version 1 gave them: their known fields are typed, anything else is kept as stored.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from harness.errors import HarnessError, ResultValidationError
 
 SCHEMA_VERSION = 1
 ITEMS_SUFFIX = ".items.jsonl"
+SCHEMA_PATH = Path(__file__).parent / "schema" / "result-v1.json"
 
 
 def canonical_json(obj: Any) -> str:
@@ -45,15 +66,311 @@ def run_digest(
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
 
-def semantic_params(method: dict[str, Any]) -> dict[str, Any]:
-    """A result's ``method`` block -> its params without the non-semantic ones (batch size, threads,
-    device: they do not change the result, are not in the run id, and only clutter tables)."""
+# ---------------------------------------------------------------------------------------------
+# The typed record
+
+
+def _number(v: Any) -> int | float:
+    """A JSON number kept as stored (an int stays an int, so files round-trip); bools refused."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{v!r} is not a number")
+    return v
+
+
+def _finite(v: Any) -> int | float:
+    v = _number(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"value {v} is not finite (NaN/inf cannot be stored as a metric)")
+    return v
+
+
+Number = Annotated[int | float, PlainValidator(_number), WithJsonSchema({"type": "number"})]
+FiniteNumber = Annotated[int | float, PlainValidator(_finite), WithJsonSchema({"type": "number"})]
+Hex64 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Record(BaseModel):
+    """Base of the nested blocks: attributes, plus ``rec["key"]`` / ``rec.get("key")`` for code
+    that still reads results as the dicts they were (the runner, the CLI's outcome table)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def __getitem__(self, key: str) -> Any:
+        if key in type(self).model_fields or key in (self.model_extra or {}):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.model_fields_set or key in (self.model_extra or {}):
+            return getattr(self, key)
+        return default
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.model_fields_set or key in (self.model_extra or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block as stored (fields never given stay absent)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class ErrorInfo(_Record):
+    type: StrictStr
+    message: StrictStr
+    traceback: StrictStr | SkipJsonSchema[None] = None
+
+
+class MethodInfo(_Record):
+    name: StrictStr
+    family: Literal["pruning", "retrieval", "reranking"]
+    params: dict[str, Any]
+    non_semantic: list[StrictStr] | SkipJsonSchema[None] = None
+    module: StrictStr | SkipJsonSchema[None] = None
+
+    @property
+    def semantic_params(self) -> dict[str, Any]:
+        """Params without the non-semantic ones (batch size, threads, device: they do not change the
+        result, are not in the run id, and only clutter tables)."""
+        skip = set(self.non_semantic or ())
+        return {k: v for k, v in self.params.items() if k not in skip}
+
+
+class ModelInfo(_Record):
+    id: StrictStr | None
+    random_weights: StrictBool = False
+    info: dict[str, Any] | SkipJsonSchema[None] = None
+
+    @property
+    def notes(self) -> str | None:
+        """The model record's own notes (e.g. a quirk of its checkpoint), when the result carries them."""
+        notes = (self.info or {}).get("notes")
+        return notes if isinstance(notes, str) and notes.strip() else None
+
+
+class TaskInfo(_Record):
+    id: StrictStr
+    version: StrictInt
+    kind: StrictStr
+    title: StrictStr | SkipJsonSchema[None] = None
+    protocol: Annotated[
+        dict[str, Any],
+        WithJsonSchema({
+            "type": "object",
+            "required": ["limit"],
+            "properties": {"limit": {"type": ["integer", "null"], "minimum": 1}},
+        }),
+    ]
+    protocol_details: dict[str, Any] | SkipJsonSchema[None] = None
+    primary_metric: StrictStr | SkipJsonSchema[None] = None
+
+    @field_validator("protocol")
+    @classmethod
+    def _limit(cls, protocol: dict[str, Any]) -> dict[str, Any]:
+        if "limit" not in protocol:
+            raise ValueError("'limit' is a required property")
+        limit = protocol["limit"]
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"'limit' must be null or an integer >= 1, got {limit!r}")
+        return protocol
+
+
+class Metric(_Record):
+    value: FiniteNumber
+    n: Annotated[StrictInt, Field(ge=0)]
+    stderr: FiniteNumber | None = None
+    higher_is_better: StrictBool
+    primary: StrictBool = False
+
+
+class ItemsInfo(_Record):
+    file: StrictStr = Field(description="sidecar JSONL next to this file, one line per item")
+    sha256: Hex64
+    count: Annotated[StrictInt, Field(ge=0)]
+    key: StrictStr = Field(description="the field that identifies an item")
+    fields: list[StrictStr] | SkipJsonSchema[None] = None
+
+
+class Artifact(_Record):
+    file: StrictStr
+    sha256: StrictStr
+    format: StrictStr | SkipJsonSchema[None] = None
+
+
+class Pruning(_Record):
+    """What a pruning method did; its known keys typed, the rest (per-layer figures, details) kept."""
+
+    measured_sparsity: Number | None = None
+    details: dict[str, Any] | None = None
+    layers: list[Any] | None = None
+
+
+class Efficiency(_Record):
+    prune_seconds: Number | None = None
+    eval_seconds: Number | None = None
+    latency: dict[str, Any] | None = None
+
+    def numbers(self) -> dict[str, int | float]:
+        """Every numeric figure except the latency block (seconds of each phase ...)."""
+        out = {k: v for k, v in self.to_dict().items() if k != "latency"}
+        return {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class Provenance(_Record):
+    harness_version: StrictStr
+    git_commit: StrictStr | None = None
+    git_dirty: StrictBool | None = None
+    command: StrictStr
+    reproduce: StrictStr
+    python: StrictStr | SkipJsonSchema[None] = None
+    platform: StrictStr | SkipJsonSchema[None] = None
+    packages: dict[str, Any]
+    device: dict[str, Any]
+    seeds: dict[str, Any] | SkipJsonSchema[None] = None
+    data: list[dict[str, Any]]
+    calibration: dict[str, Any] | None = None
+    started_at: StrictStr | SkipJsonSchema[None] = None
+    finished_at: StrictStr | SkipJsonSchema[None] = None
+
+
+class Result(_Record):
+    """One run of one method (with its parameters) on one model and one task under one protocol."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="harness result, schema version 1",
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "harness/result-v1",
+            # what _consistent checks, for readers of the schema (the run id digest cannot be written here)
+            "allOf": [
+                {"if": {"properties": {"status": {"const": "failed"}}},
+                 "then": {"required": ["error"],
+                          "properties": {"error": {"type": "object"}, "metrics": {"maxProperties": 0}}}},
+                {"if": {"properties": {"status": {"const": "ok"}}},
+                 "then": {"properties": {"metrics": {"minProperties": 1}}}},
+            ],
+        },
+    )
+
+    schema_version: Literal[1]
+    run_id: StrictStr = Field(pattern=r"^[0-9a-f]{16}$", description="digest of method + params + model + task + protocol")
+    status: Literal["ok", "failed"]
+    error: ErrorInfo | None = None
+    created_at: StrictStr
+    method: MethodInfo
+    model: ModelInfo
+    task: TaskInfo
+    metrics: dict[str, Metric]
+    pruning: Pruning | None = None
+    efficiency: Efficiency
+    provenance: Provenance
+    items: ItemsInfo | None = None
+    artifacts: dict[str, Artifact] | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Result:
+        if self.status == "failed":
+            if self.error is None:
+                raise ValueError("field 'error': required when status is 'failed'")
+            if self.metrics:
+                raise ValueError("field 'metrics': a failed result carries no metric")
+        elif not self.metrics:
+            raise ValueError("field 'metrics': an 'ok' result needs at least one metric")
+        expected = run_digest(**self.digest_args())
+        if self.run_id != expected:
+            raise ValueError(
+                f"field 'run_id': {self.run_id} does not match the digest of its inputs ({expected});"
+                " the file was edited or its inputs do not belong to it"
+            )
+        return self
+
+    def digest_args(self) -> dict[str, Any]:
+        return {
+            "method": self.method.name,
+            "params": self.method.semantic_params,
+            "model": self.model.id,
+            "task_id": self.task.id,
+            "task_version": self.task.version,
+            "protocol": self.task.protocol,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """The inputs this result was made from (what the run id covers)."""
+        a = self.digest_args()
+        return {"method": a["method"], "params": a["params"], "model": a["model"], "task": a["task_id"],
+                "task_version": a["task_version"], "protocol": a["protocol"]}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.model.random_weights)
+
+    @property
+    def measured_sparsity(self) -> float | None:
+        sp = self.pruning.measured_sparsity if self.pruning is not None else None
+        return float(sp) if sp is not None else None
+
+    def value(self, metric: str | None) -> int | float | None:
+        """The stored value of ``metric`` (as stored: an int stays an int), None when absent."""
+        m = self.metrics.get(metric) if metric else None
+        return m.value if m is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _error_message(exc: ValidationError, source: str) -> str:
+    """One line naming the file and the first offending field, in the words jsonschema used."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:  # a model-level check: its message names the field
+        return f"{source}: {msg}"
+    if err["type"] == "missing":
+        parent = ".".join(loc[:-1]) or "(top level)"
+        return f"{source}: field {parent!r}: {loc[-1]!r} is a required property"
+    if err["type"] == "extra_forbidden":
+        return f"{source}: field {'.'.join(loc)!r}: not a field of a harness result (additional fields are not allowed)"
+    got = err.get("input")
+    shown = repr(got) if isinstance(got, (str, int, float, bool)) or got is None else type(got).__name__
+    if msg.startswith("Input should") and len(shown) <= 60:
+        msg += f", got {shown}"
+    return f"{source}: field {'.'.join(loc)!r}: {msg}"
+
+
+def validate_result(doc: Any, source: str = "<result>") -> Result:
+    """The ``Result`` of a stored document; ResultValidationError names the file and the first
+    offending field."""
+    if isinstance(doc, Result):
+        doc = doc.to_dict()
+    if not isinstance(doc, dict):
+        raise ResultValidationError(f"{source}: not a JSON object (not a harness result)")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise ResultValidationError(
+            f"{source}: field 'schema_version': expected {SCHEMA_VERSION}, got {doc.get('schema_version')!r}"
+            " (not a harness result, or written by another version)"
+        )
+    try:
+        return Result.model_validate(doc)
+    except ValidationError as exc:
+        raise ResultValidationError(_error_message(exc, source)) from None
+
+
+def semantic_params(method: dict[str, Any] | MethodInfo) -> dict[str, Any]:
+    """A result's ``method`` block -> its params without the non-semantic ones."""
+    if isinstance(method, MethodInfo):
+        return method.semantic_params
     skip = set(method.get("non_semantic") or ())
     return {k: v for k, v in method["params"].items() if k not in skip}
 
 
-def identity_of(doc: dict[str, Any]) -> dict[str, Any]:
+def identity_of(doc: dict[str, Any] | Result) -> dict[str, Any]:
     """The inputs a stored result was made from (what the digest covers)."""
+    if isinstance(doc, Result):
+        return doc.identity()
     return {
         "method": doc["method"]["name"],
         "params": semantic_params(doc["method"]),
@@ -64,56 +381,20 @@ def identity_of(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@lru_cache(maxsize=1)
-def _validator():
-    import jsonschema
-
-    schema = json.loads((Path(__file__).parent / "schema" / "result-v1.json").read_text())
-    return jsonschema.Draft202012Validator(schema)
-
-
-def _check_finite(obj: Any, where: str) -> None:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        raise ResultValidationError(f"{where}: value {obj} is not finite (NaN/inf cannot be stored as a metric)")
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _check_finite(v, f"{where}.{k}")
+def result_json_schema() -> dict[str, Any]:
+    """The JSON schema of a stored result, generated from :class:`Result`."""
+    schema = Result.model_json_schema()
+    schema["description"] = Result.__doc__
+    head = {k: schema.pop(k) for k in ("$schema", "$id", "title", "description")}
+    return head | schema
 
 
-def validate_result(doc: Any, source: str = "<result>") -> None:
-    """Raise ResultValidationError naming the file and the first offending field."""
-    if not isinstance(doc, dict):
-        raise ResultValidationError(f"{source}: not a JSON object (not a harness result)")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ResultValidationError(
-            f"{source}: field 'schema_version': expected {SCHEMA_VERSION}, got {doc.get('schema_version')!r}"
-            " (not a harness result, or written by another version)"
-        )
-    validator = _validator()
-    errors = [] if validator.is_valid(doc) else sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        fieldpath = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ResultValidationError(f"{source}: field {fieldpath!r}: {err.message}")
-    _check_finite(doc.get("metrics", {}), f"{source}: field 'metrics'")
-    expected = run_digest(**{k: v for k, v in _digest_args(doc).items()})
-    if doc["run_id"] != expected:
-        raise ResultValidationError(
-            f"{source}: field 'run_id': {doc['run_id']} does not match the digest of its inputs ({expected});"
-            " the file was edited or its inputs do not belong to it"
-        )
+def schema_text() -> str:
+    return json.dumps(result_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _digest_args(doc: dict[str, Any]) -> dict[str, Any]:
-    ident = identity_of(doc)
-    return {
-        "method": ident["method"],
-        "params": ident["params"],
-        "model": ident["model"],
-        "task_id": ident["task"],
-        "task_version": ident["task_version"],
-        "protocol": ident["protocol"],
-    }
+# ---------------------------------------------------------------------------------------------
+# Files
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -136,29 +417,47 @@ def items_to_jsonl(items: list[dict[str, Any]]) -> bytes:
     return "".join(canonical_json(item) + "\n" for item in items).encode()
 
 
-@dataclass(frozen=True)
-class StoredResult:
-    path: Path
-    doc: dict[str, Any]
-
-    def items(self) -> list[dict[str, Any]]:
-        return load_items(self.path, self.doc)
-
-
-def load_items(result_path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
-    meta = doc.get("items")
+def load_items(result_path: Path, doc: Result | dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-item rows of a stored result, checked against its ``items`` block."""
+    meta = doc.items if isinstance(doc, Result) else doc.get("items")
     if not meta:
         return []
-    path = result_path.parent / meta["file"]
+    if isinstance(meta, dict):
+        meta = ItemsInfo.model_validate(meta)
+    path = result_path.parent / meta.file
     if not path.is_file():
         raise ResultValidationError(f"{result_path}: field 'items.file': sidecar {path.name} is missing")
     data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+    if hashlib.sha256(data).hexdigest() != meta.sha256:
         raise ResultValidationError(f"{path}: sha256 differs from 'items.sha256' in {result_path.name}")
     rows = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
-    if len(rows) != meta["count"]:
-        raise ResultValidationError(f"{path}: {len(rows)} items, but 'items.count' says {meta['count']}")
+    if len(rows) != meta.count:
+        raise ResultValidationError(f"{path}: {len(rows)} items, but 'items.count' says {meta.count}")
     return rows
+
+
+@dataclass
+class StoredResult:
+    """A result as found in a store: where it lies, the typed record, and its per-item rows
+    (read and checked on first use, then kept)."""
+
+    path: Path
+    result: Result
+    _items: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
+    def items(self) -> list[dict[str, Any]]:
+        if self._items is None:
+            self._items = load_items(self.path, self.result)
+        return self._items
+
+    @property
+    def doc(self) -> Result:
+        """Old name of :attr:`result` (it was the JSON dict; the record still reads as one)."""
+        return self.result
+
+    @property
+    def run_id(self) -> str:
+        return self.result.run_id
 
 
 class ResultStore:
@@ -178,55 +477,52 @@ class ResultStore:
         except OSError as exc:
             raise HarnessError(f"results directory {self.root} is not writable: {exc}") from None
 
-    def load(self, path: Path) -> dict[str, Any]:
+    def load(self, path: Path) -> Result:
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
             raise ResultValidationError(f"{path}: not valid JSON ({exc})") from None
         except UnicodeDecodeError:
             raise ResultValidationError(f"{path}: not a UTF-8 text file") from None
-        validate_result(doc, str(path))
-        return doc
+        return validate_result(doc, str(path))
 
-    def existing(self, task_id: str, run_id: str) -> dict[str, Any] | None:
+    def existing(self, task_id: str, run_id: str) -> Result | None:
         path = self.path_for(task_id, run_id)
         return self.load(path) if path.is_file() else None
 
     def write(
         self,
-        doc: dict[str, Any],
+        doc: Result | dict[str, Any],
         items: list[dict[str, Any]] | None = None,
         item_key: str = "item",
         artifacts: dict[str, tuple[str, bytes]] | None = None,
     ) -> Path:
-        """Validate and write a result with its sidecars. Never replaces a different run."""
+        """Validate and write a result (a ``Result`` or its dict) with its sidecars. Never replaces
+        a different run."""
+        doc = doc.to_dict() if isinstance(doc, Result) else dict(doc)
         path = self.path_for(doc["task"]["id"], doc["run_id"])
         if path.is_file():
             try:
-                old = json.loads(path.read_text())
-                same = identity_of(old) == identity_of(doc)
+                same = identity_of(json.loads(path.read_text())) == identity_of(doc)
             except Exception:
                 same = False
             if not same:
                 raise ResultValidationError(
                     f"{path} exists and holds a different run (or is not a harness result); refusing to overwrite it"
                 )
-        doc = dict(doc)
+        blob = items_to_jsonl(items) if items is not None else b""
         if items is not None:
-            blob = items_to_jsonl(items)
-            fields = sorted({k for item in items for k in item})
             doc["items"] = {
                 "file": f"{doc['run_id']}{ITEMS_SUFFIX}",
                 "sha256": hashlib.sha256(blob).hexdigest(),
                 "count": len(items),
                 "key": item_key,
-                "fields": fields,
+                "fields": sorted({k for item in items for k in item}),
             }
         else:
             doc.setdefault("items", None)
-        arts = {}
-        for name, (fmt, data) in (artifacts or {}).items():
-            arts[name] = {"file": f"{doc['run_id']}.{name}", "sha256": hashlib.sha256(data).hexdigest(), "format": fmt}
+        arts = {name: {"file": f"{doc['run_id']}.{name}", "sha256": hashlib.sha256(data).hexdigest(), "format": fmt}
+                for name, (fmt, data) in (artifacts or {}).items()}
         if arts:
             doc["artifacts"] = arts
         validate_result(doc, str(path))
@@ -243,15 +539,31 @@ class ResultStore:
         yield from sorted(p for p in self.root.rglob("*.json") if not p.name.startswith("."))
 
     def scan(self) -> tuple[list[StoredResult], list[tuple[Path, str]]]:
-        """All results that validate, and (path, problem) for the rest. Touches nothing."""
+        """All results that validate (their per-item sidecars read and checked), and (path, problem)
+        for the rest. Touches nothing."""
         good: list[StoredResult] = []
         bad: list[tuple[Path, str]] = []
         for path in self.iter_paths():
             try:
-                doc = self.load(path)
-                if doc.get("items"):
-                    load_items(path, doc)
-                good.append(StoredResult(path, doc))
+                stored = StoredResult(path, self.load(path))
+                stored.items()
+                good.append(stored)
             except ResultValidationError as exc:
                 bad.append((path, str(exc)))
         return good, bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.results", description=__doc__.splitlines()[0])
+    parser.add_argument("--write-schema", action="store_true", help=f"write {SCHEMA_PATH.name} from the model")
+    args = parser.parse_args(argv)
+    if args.write_schema:
+        SCHEMA_PATH.write_text(schema_text())
+        print(f"wrote {SCHEMA_PATH}")
+    else:
+        print(schema_text(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

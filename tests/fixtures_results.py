@@ -75,6 +75,8 @@ def make_doc(
     efficiency_extra: dict[str, Any] | None = None,
     family: str | None = None,
     non_semantic: list[str] | None = None,
+    model_info: dict[str, Any] | None = None,
+    pruning_details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A complete result document for one synthetic run (``metrics``: name -> value)."""
     kind, version, base_protocol, metric_defs, _key = TASKS[task_id]
@@ -88,7 +90,7 @@ def make_doc(
         "created_at": CREATED_AT,
         "method": {"name": method, "family": family, "params": params, "module": f"methods.{family}.{method}",
                    **({"non_semantic": non_semantic} if non_semantic is not None else {})},
-        "model": {"id": model, "random_weights": random_weights},
+        "model": {"id": model, "random_weights": random_weights, **({"info": model_info} if model_info else {})},
         "task": {"id": task_id, "version": version, "kind": kind, "title": f"{task_id} (synthetic)", "protocol": protocol},
         "metrics": {},
         "pruning": None,
@@ -131,6 +133,7 @@ def make_doc(
             "params_before": 1000,
             "params_after": int(round(1000 * (1 - measured_sparsity))),
             "layers": [],
+            **({"details": pruning_details} if pruning_details else {}),
         }
     return doc
 

@@ -124,3 +124,25 @@ def test_markdown_notes_ppl_tested_on_nll(results: tuple[Path, dict[str, Any]]) 
     row = next(l for l in md.splitlines() if l.startswith("| ppl") and "(baseline)" not in l)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3] != "—" and not math.isnan(float(cells[3]))
+
+
+def test_every_format_is_a_view_of_one_table(results: tuple[Path, dict[str, Any]]) -> None:
+    import json
+
+    from harness.compare import build_comparison, find_runs, to_table
+
+    root, info = results
+    ids = [d["run_id"] for d in _ppl_full(info)[:3]]
+    table = to_table(build_comparison(find_runs(ids, root), None, "randomization", "holm"))
+    assert compare_runs(ids, root, fmt="csv") == table.to_csv()
+    assert compare_runs(ids, root, fmt="markdown") == table.to_markdown()
+    data = json.loads(compare_runs(ids, root, fmt="json"))
+    assert data == json.loads(table.to_json())
+    rows = list(csv.DictReader(io.StringIO(table.to_csv())))
+    assert [float(r["value"]) for r in rows] == [r["value"] for r in data["rows"]]  # same raw numbers
+    assert table.to_markdown().splitlines()[2] == "| metric | run | run id | value | Δ vs baseline | 95% CI | p (holm) | n |"
+    tex = compare_runs(ids, root, fmt="latex")
+    assert "Metric & Run & Value & $\\Delta$ & 95\\% CI & $p$ (holm) \\\\" in tex
+    assert tex.count("ppl $\\downarrow$") == 1 and tex.count("nll $\\downarrow$") == 1  # each metric once
+    baseline = next(l for l in tex.splitlines() if "(baseline)" in l)
+    assert baseline.endswith("& -- & -- & -- \\\\")  # no difference, interval or p for the baseline

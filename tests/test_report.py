@@ -196,3 +196,62 @@ def test_refuses_to_wipe_foreign_directory(tmp_path: Path, site: tuple[Path, Pat
     with pytest.raises(HarnessError, match="refusing"):
         build_site(results, target)
     assert (target / "thesis.tex").read_text() == "precious"
+
+
+def test_board_notes_come_from_the_results(tmp_path: Path) -> None:
+    from fixtures_results import write_synthetic
+    from harness.results import ResultStore
+
+    store = ResultStore(tmp_path / "r")
+    note = "Its checkpoint is dequantised from 4 bits: a few weights are exactly zero before pruning."
+    for s, details in ((0.3, None), (0.6, None), (0.25, {"structure": "block removal (whole blocks)"}),
+                       (0.5, {"structure": "block removal (whole blocks)"})):
+        method = "masker" if details is None else "remover"
+        write_synthetic(store, method=method, params={"sparsity": s}, task_id="wikitext2", quality=1 - s,
+                        n_items=10, measured_sparsity=s, model_info={"notes": note}, pruning_details=details)
+    build_site(tmp_path / "r", tmp_path / "s")
+    b = _boards(tmp_path / "s")[0]
+    html = (tmp_path / "s" / b["page"]).read_text()
+    assert f"Model smollm2-135m: {note}" in html  # the model record's own notes
+    assert "on this board: block removal:" in html  # the structure the results declare, no method names
+    assert "methods marked [block removal])" in html  # the plot caption names what the legend marks
+    svg = (tmp_path / "s" / "boards" / f"{Path(b['page']).stem}-sparsity.svg").read_text()
+    assert "remover [block removal]" in svg and "masker [" not in svg
+
+
+def test_board_without_model_notes_or_structures_says_neither(site: tuple[Path, Path, dict[str, Any], ReportSummary]) -> None:
+    _results, out, _info, _summary = site
+    b = next(b for b in _boards(out) if b["task"] == "wikitext2" and b["model"] == "smollm2-135m")
+    html = (out / b["page"]).read_text()
+    assert "Measured sparsity:" in html and "on this board:" not in html and "Model smollm2-135m:" not in html
+
+
+def test_report_code_names_no_method() -> None:
+    try:
+        from harness.registry import load_methods
+
+        names = sorted(load_methods())
+    except Exception as exc:
+        pytest.skip(f"method registry does not load ({exc})")
+    root = Path(__file__).resolve().parent.parent / "harness" / "report"
+    text = "\n".join(p.read_text() for p in sorted(root.rglob("*")) if p.suffix in (".py", ".j2"))
+    found = [n for n in names if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.IGNORECASE)]
+    assert not found, f"the report names methods: {found}"
+
+
+def test_tracks_come_from_the_task_kind_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.kinds
+    from fixtures_results import write_synthetic
+    from harness.results import ResultStore
+
+    declared = [("llm", "LLM pruning", ("perplexity", "zeroshot")),
+                ("ir", "Information retrieval", ("reranking", "retrieval")), ("latency", "Latency", ("latency",))]
+    monkeypatch.setattr(harness.kinds, "tracks", lambda: declared, raising=False)
+    store = ResultStore(tmp_path / "r")
+    write_synthetic(store, method="r1", params={}, task_id="msmarco-dev-small", quality=0.5, n_items=10, model=None)
+    build_site(tmp_path / "r", tmp_path / "s")
+    index = (tmp_path / "s" / "index.html").read_text()
+    assert '<section id="ir">\n<h2>Information retrieval</h2>' in index
+    assert 'href="index.html#ir">Information retrieval</a>' in index  # the navigation follows the tracks
+    assert 'id="retrieval"' not in index and 'id="reranking"' not in index
+    assert [b["track"] for b in _boards(tmp_path / "s")] == ["ir"]

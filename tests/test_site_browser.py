@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from fixtures_results import small_results
-from harness.compare import fmt_num
+from harness.fmt import fmt_num
 from harness.report import build_site
 
 pytestmark = pytest.mark.slow
