@@ -113,7 +113,8 @@ def test_evaluator_end_to_end_on_toy_task(tmp_path: Path, monkeypatch: pytest.Mo
     assert trec[0].split()[:4] == ["1", "Q0", "d1", "1"]
     assert out.items[0]["R@100"] == 1.0
     lat = out.efficiency["latency"]
-    assert lat["n"] == 2 and lat["batch_size"] == 1 and lat["threads"] == 1 and lat["p50_ms"] > 0
+    assert lat["n"] == 2 and lat["batch_size"] == 1 and lat["threads"] == 1 and lat["p50"] > 0
+    assert lat["unit"] == "ms" and lat["min"] <= lat["p50"] <= lat["max"]  # the one summary shape
     assert out.efficiency["index_seconds"] >= 0 and "model_calls" in out.efficiency["method_stats"]
     assert out.protocol_details["tie_break"].startswith("score descending")
 
