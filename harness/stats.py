@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -201,9 +202,12 @@ def _bootstrap_distribution(
         return f(xs.mean(axis=axis)) - f(ys.mean(axis=axis))
 
     lo, hi = _chunks(n_resamples, n)[0]
+    # scipy >= 1.15 takes the generator as ``rng``, older versions as ``random_state``
+    seeded = {"rng" if "rng" in inspect.signature(sps.bootstrap).parameters else "random_state":
+              np.random.default_rng(seed)}
     res = sps.bootstrap(
         (xa, ya), statistic, n_resamples=n_resamples, batch=hi - lo, vectorized=True, paired=True,
-        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+        confidence_level=confidence, method="percentile", **seeded,
     )
     ci = res.confidence_interval
     return np.asarray(res.bootstrap_distribution, dtype=np.float64), float(ci.low), float(ci.high)

@@ -235,6 +235,9 @@ def test_holm_bonferroni_and_bh_against_the_formulas() -> None:
     assert stats.adjust(p, "fdr_bh") == stats.benjamini_hochberg(p)
     assert stats.bonferroni(p) == [min(1.0, m * q) for q in p]
     assert stats.adjust([], "holm") == []
+    import gc
+
+    assert gc.get_freeze_count() == 0  # statsmodels' gc.collect() ran with objects frozen, then unfrozen
 
 
 def test_tests_and_corrections_are_registries() -> None:
