@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.ir.collections import load_collection  # noqa: E402
 from harness.ir.evaluate import normalize_run, per_query_scores, resolve_measures  # noqa: E402
-from harness.ir.latency import latency_stats, single_thread, time_each  # noqa: E402
+from harness.ir.latency import latency_stats  # noqa: E402
+from harness.timing import single_thread, time_each  # noqa: E402
 from harness.registry import instantiate  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 
@@ -58,8 +59,8 @@ def main() -> None:
                 durations += time_each(t, rows, warmup=args.warmup if r == 0 else 0)
         s = latency_stats(durations)
         label = ",".join(f"{k}={v}" for k, v in params.items()) or "(defaults)"
-        print(f"{name:<8} {label:<34} {s['p50_ms']:8.3f} {s['p95_ms']:8.3f} {s['p99_ms']:8.3f} "
-              f"{s['mean_ms']:8.3f} {ndcg:8.4f}", flush=True)
+        print(f"{name:<8} {label:<34} {s['p50']:8.3f} {s['p95']:8.3f} {s['p99']:8.3f} "
+              f"{s['mean']:8.3f} {ndcg:8.4f}", flush=True)
 
 
 if __name__ == "__main__":

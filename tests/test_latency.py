@@ -1,4 +1,4 @@
-"""Latency statistics on a fake clock, the timer protocol, and the latency evaluator on a tiny model."""
+"""LLM latency statistics (the one summary shape of harness.timing) on a fake clock, the timer protocol, and the latency evaluator on a tiny model."""
 
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ def test_summarize_small_sample_interpolation() -> None:
     assert s["p50"] == pytest.approx(2.5)
     assert s["p95"] == pytest.approx(3.85)  # 1 + 0.95 * 3 = 3.85 -> between 3 and 4 at 0.85
     assert s["p99"] == pytest.approx(3.97)
+    assert (s["min"], s["max"], s["unit"]) == (1.0, 4.0, "ms")
     one = summarize([7_000_000])
-    assert one == {"p50": 7.0, "p95": 7.0, "p99": 7.0, "mean": 7.0, "std": 0.0, "n": 1}
+    assert one == {"n": 1, "unit": "ms", "p50": 7.0, "p95": 7.0, "p99": 7.0, "mean": 7.0, "std": 0.0,
+                   "min": 7.0, "max": 7.0}
     with pytest.raises(ValueError):
         summarize([])
 
@@ -92,6 +94,7 @@ def test_latency_evaluator_on_tiny_llama(tiny_latency_output) -> None:
     for it in out.items:
         assert len(it["durations_ms"]) == 2 and all(d > 0 for d in it["durations_ms"])  # limit=2 repeats
         assert it["stats_ms"]["p50"] == pytest.approx(float(np.median(it["durations_ms"])))
+        assert it["stats_ms"]["unit"] == "ms" and it["stats_ms"]["n"] == 2
     largest = max(out.items[:-1], key=lambda it: it["tokens"])
     assert out.metrics["prefill_tokens_per_s"].value == pytest.approx(largest["tokens"] / largest["stats_ms"]["p50"] * 1e3)
     assert out.metrics["prefill_ms_p50"].value == pytest.approx(out.items[0]["stats_ms"]["p50"])

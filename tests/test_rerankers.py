@@ -50,6 +50,20 @@ def test_rerank_transformer_depth_ties_and_columns():
     assert len(out) == len(fs) and out["qid"].tolist()[:5] == ["q1"] * 5
 
 
+def test_rerank_transformer_keeps_query_order_columns_and_breaks_ties_by_docno():
+    # queries come out in input order (pt.apply.by_query would sort them: q1, q10, q2), the rank
+    # column stays where it was, and tied new scores go to the smaller docno
+    fs = _first_stage(3, qids=("q2", "q10", "q1"))
+    fs = fs[["rank", "qid", "query", "docno", "text", "score", "extra"]]
+    out = RerankTransformer(lambda q, ts: [1.0] * len(ts), depth=3, name="ties", progress=False)(fs)
+    assert list(out.columns) == list(fs.columns)
+    assert list(dict.fromkeys(out["qid"])) == ["q2", "q10", "q1"]
+    assert out[out.qid == "q10"]["docno"].tolist() == ["d0", "d1", "d2"]
+    assert out["rank"].tolist() == [0, 1, 2] * 3 and str(out["rank"].dtype) == "int64"
+    with pytest.raises(HarnessError, match="2 scores for 3 passages"):  # the scorer's error, unwrapped
+        RerankTransformer(lambda q, ts: [1.0, 2.0], depth=3, name="short", progress=False)(fs)
+
+
 def test_rerank_transformer_uses_rank_then_score_for_first_stage_order():
     fs = _first_stage(4)
     fs["rank"] = [3, 2, 1, 0]  # rank, not row order or score, defines the first stage

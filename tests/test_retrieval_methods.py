@@ -113,7 +113,8 @@ def test_evaluator_end_to_end_on_toy_task(tmp_path: Path, monkeypatch: pytest.Mo
     assert trec[0].split()[:4] == ["1", "Q0", "d1", "1"]
     assert out.items[0]["R@100"] == 1.0
     lat = out.efficiency["latency"]
-    assert lat["n"] == 2 and lat["batch_size"] == 1 and lat["threads"] == 1 and lat["p50_ms"] > 0
+    assert lat["n"] == 2 and lat["batch_size"] == 1 and lat["threads"] == 1 and lat["p50"] > 0
+    assert lat["unit"] == "ms" and lat["min"] <= lat["p50"] <= lat["max"]  # the one summary shape
     assert out.efficiency["index_seconds"] >= 0 and "model_calls" in out.efficiency["method_stats"]
     assert out.protocol_details["tie_break"].startswith("score descending")
 
@@ -194,3 +195,17 @@ def test_bmp_backend_close_to_pisa() -> None:
     assert abs(b - c) < 0.03, (b, c)
     # the encodings were computed once and reused by the other two runs
     assert exact.efficiency["method_stats"]["documents_encoded"] == 0
+
+
+def test_ranked_frame_ranks_by_score_then_docno_in_query_order() -> None:
+    import pandas as pd
+
+    from methods.retrieval._common import ranked_frame
+
+    queries = pd.DataFrame({"qid": ["q2", "q10"], "query": ["b", "a"]})
+    run = ranked_frame(queries, [(["d3", "d1", "d2"], [1.0, 2.0, 2.0]), (["d9"], [0.5])])
+    assert run["qid"].tolist() == ["q2", "q2", "q2", "q10"]
+    assert run["docno"].tolist() == ["d1", "d2", "d3", "d9"]  # 2.0 tie: d1 before d2
+    assert run["rank"].tolist() == [0, 1, 2, 0] and list(run.columns) == ["qid", "query", "docno", "score", "rank"]
+    empty = ranked_frame(queries.iloc[:0], [])
+    assert len(empty) == 0 and str(empty["rank"].dtype) == "int64"

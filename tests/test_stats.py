@@ -165,3 +165,98 @@ def test_ranks_with_ties() -> None:
     same = stats.ranks_with_ties(np.stack([base, base, base]))
     assert same.ranks == [1, 1, 1]
     assert same.p_adj[1:] == [1.0, 1.0]
+
+
+# --------------------------------------------------------------------------------------------
+# The library-backed pieces and the one sign-flip engine, each against a hand-computed case
+
+
+def test_exact_sign_flip_on_three_items_by_enumeration() -> None:
+    import itertools
+
+    x, y = np.array([3.0, 1.0, 0.5]), np.array([1.0, 2.0, 0.0])
+    d = x - y  # (2, -1, 0.5): observed sum 1.5
+    sums = [sum(s * di for s, di in zip(signs, d)) for signs in itertools.product((1, -1), repeat=3)]
+    # +++ 1.5, ++- 0.5, +-+ 3.5, +-- 2.5, -++ -2.5, -+- -3.5, --+ -0.5, --- -1.5: 6 of 8 have |s| >= 1.5
+    assert sum(abs(s) >= 1.5 - 1e-12 for s in sums) == 6
+    r = stats.paired_randomization(x, y)
+    assert r.p_value == 6 / 8
+    assert "exact over 2^3" in r.detail
+    assert stats.SignFlipPairs(np.stack([x, y])).p(0, 1) == 6 / 8
+    assert np.array_equal(stats.all_sign_vectors(3), np.array(list(itertools.product((1.0, -1.0), repeat=3))))
+
+
+def test_monte_carlo_sign_flips_do_not_depend_on_the_block_size(monkeypatch) -> None:
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=60), rng.normal(size=60)
+    one_block = stats.paired_randomization(x, y, n_resamples=2000).p_value
+    monkeypatch.setattr(stats, "_chunks", lambda total, n, budget=0: [(s, min(total, s + 300)) for s in range(0, total, 300)])
+    assert stats.paired_randomization(x, y, n_resamples=2000).p_value == one_block
+    # and it is the documented estimator on 2000 sign vectors drawn from default_rng(0)
+    signs = np.random.default_rng(0).choice(np.array([1.0, -1.0]), size=(2000, 60))
+    count = int(np.count_nonzero(np.abs(signs @ (x - y)) >= abs((x - y).sum()) - 1e-9))
+    assert one_block == (count + 1) / 2001
+
+
+def test_bootstrap_is_the_documented_percentile_bootstrap() -> None:
+    # a reference paired bootstrap written out: same seed, same resamples, same p-value definition
+    rng = np.random.default_rng(12)
+    y = rng.normal(size=30)
+    x = y + 0.2 + 0.3 * rng.normal(size=30)
+    r = stats.paired_bootstrap(x, y, n_resamples=999, seed=3)
+    idx = np.random.default_rng(3).integers(0, 30, size=(999, 30))
+    diffs = x[idx].mean(axis=1) - y[idx].mean(axis=1)
+    d = float(x.mean() - y.mean())
+    assert r.diff == d
+    assert r.p_value == (int(np.count_nonzero(np.abs(diffs - d) >= abs(d) - 1e-9 * (abs(d) + np.abs(diffs).max()))) + 1) / 1000
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    assert r.ci_low == pytest.approx(lo, abs=1e-12) and r.ci_high == pytest.approx(hi, abs=1e-12)
+    assert r.ci_low < d < r.ci_high
+    one = stats.paired_bootstrap([2.0], [1.0], n_resamples=99)  # one item resamples to itself
+    assert (one.ci_low, one.ci_high, one.p_value) == (1.0, 1.0, 1 / 100)
+
+
+def test_holm_bonferroni_and_bh_against_the_formulas() -> None:
+    p = [0.01, 0.04, 0.03, 0.005]
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    holm_ref, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):  # step-down: (m - rank) * p, running max
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        holm_ref[i] = running
+    bh_ref, running = [0.0] * m, 1.0
+    for rank in range(m - 1, -1, -1):  # step-up: p * m / (rank + 1), running min from the top
+        i = order[rank]
+        running = min(running, p[i] * m / (rank + 1))
+        bh_ref[i] = running
+    assert stats.holm(p) == holm_ref  # bit-identical to the hand-written step-down
+    assert stats.adjust(p, "bh") == pytest.approx(bh_ref)
+    assert bh_ref == pytest.approx([0.02, 0.04, 0.04, 0.02])  # 0.005*4/1, 0.01*4/2, 0.03*4/3, 0.04*4/4
+    assert stats.adjust(p, "fdr_bh") == stats.benjamini_hochberg(p)
+    assert stats.bonferroni(p) == [min(1.0, m * q) for q in p]
+    assert stats.adjust([], "holm") == []
+    import gc
+
+    assert gc.get_freeze_count() == 0  # statsmodels' gc.collect() ran with objects frozen, then unfrozen
+
+
+def test_tests_and_corrections_are_registries() -> None:
+    from harness.errors import HarnessError
+
+    assert list(stats.TESTS) == ["paired-bootstrap", "randomization", "t", "wilcoxon", "mcnemar"]
+    assert list(stats.CORRECTIONS) == ["holm", "bonferroni", "none", "bh"]
+    assert "randomization" in stats.STAT_TESTS and "fdr_bh" in stats.CORRECTIONS and "fdr" not in stats.CORRECTIONS
+    assert stats.STAT_TESTS.get("t").randomised is False
+    with pytest.raises(ValueError, match="unknown p-value correction 'holmm'.*Did you mean 'holm'"):
+        stats.adjust([0.1], "holmm")
+    with pytest.raises(HarnessError, match="Known statistical tests: mcnemar, paired-bootstrap"):
+        stats.run_test("sign", [1.0, 2.0], [0.0, 1.0])
+
+
+def test_ranks_with_bh_and_bonferroni() -> None:
+    rng = np.random.default_rng(13)
+    base = rng.normal(size=100)
+    scores = np.stack([base + 2.0, base + 2.0 + 0.01 * rng.normal(size=100), base])
+    for corr in ("bh", "bonferroni", "none"):
+        out = stats.ranks_with_ties(scores, correction=corr)
+        assert out.ranks == [1, 1, 3] and out.converged and out.correction == corr

@@ -1,75 +1,24 @@
-"""Per-query latency: timing one query at a time after a warm-up, and summary statistics.
+"""Per-query latency for IR tasks: a thin layer over :mod:`harness.timing`.
 
-Percentiles use numpy's default linear interpolation between order statistics (``method="linear"``,
-i.e. Hyndman & Fan type 7, the definition of ``numpy.percentile`` and of Excel's PERCENTILE.INC).
+``time_each`` (time one query at a time after a warm-up) and ``single_thread`` live in
+:mod:`harness.timing` and are re-exported here; :func:`latency_stats` is the one latency summary
+shape (:func:`harness.timing.latency_summary`) of durations measured in seconds, reported in ms.
+Percentiles: numpy's linear interpolation (``method="linear"``, Hyndman & Fan type 7).
 """
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
+from harness.timing import LatencySummary, latency_summary, single_thread, time_each
 
-def latency_stats(durations_s: Sequence[float]) -> dict[str, float | int]:
-    """p50/p95/p99/mean/min/max in milliseconds of per-call durations given in seconds."""
-    if len(durations_s) == 0:
-        raise ValueError("latency_stats needs at least one duration")
-    ms = np.asarray(durations_s, dtype=np.float64) * 1000.0
-    if np.any(ms < 0) or not np.all(np.isfinite(ms)):
-        raise ValueError("durations must be finite and non-negative")
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99], method="linear")
-    return {
-        "n": int(ms.size),
-        "p50_ms": float(p50),
-        "p95_ms": float(p95),
-        "p99_ms": float(p99),
-        "mean_ms": float(ms.mean()),
-        "min_ms": float(ms.min()),
-        "max_ms": float(ms.max()),
-    }
+__all__ = ["latency_stats", "single_thread", "time_each"]
 
 
-def time_each(fn: Callable[[Any], Any], inputs: Sequence[Any], warmup: int = 3) -> list[float]:
-    """Call ``fn`` on each input alone and return each call's wall time (s).
-
-    The first ``warmup`` inputs are also run once, untimed, beforehand (caches, lazy loading, JIT),
-    so every input is timed.
-    """
-    for x in inputs[: max(0, warmup)]:
-        fn(x)
-    out = []
-    for x in inputs:
-        t0 = time.perf_counter()
-        fn(x)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[int]:
-    """Run the body with one intra-op thread in torch (when imported) and in BLAS; yields 1.
-
-    Engines with their own thread setting (PISA, bm25s) are configured by their adapters, which run
-    single-threaded by default.
-    """
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
-    with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(limits=1))
-        except ImportError:
-            pass
-        try:
-            if torch is not None:
-                torch.set_num_threads(1)
-            yield 1
-        finally:
-            if torch is not None and before is not None:
-                torch.set_num_threads(before)
+def latency_stats(durations_s: Sequence[float]) -> LatencySummary:
+    """The latency summary (n, unit "ms", p50/p95/p99, mean, std, min, max) of per-call durations
+    given in seconds. Results stored before the one shape used ``p50_ms``...; see
+    :func:`harness.timing.normalize_latency`."""
+    return latency_summary(np.asarray(durations_s, dtype=np.float64) * 1000.0, unit="ms")

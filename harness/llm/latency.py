@@ -3,7 +3,8 @@
 The protocol (DESIGN.md): warm-up calls first, then repeated timed calls; on a GPU each call is
 timed with CUDA events after ``torch.cuda.synchronize()``, on the CPU with
 ``time.perf_counter_ns``. Every duration is kept (per-repeat values go into the result's items so
-paired comparisons are possible); :func:`summarize` turns them into p50/p95/p99, mean and std.
+paired comparisons are possible); :func:`summarize` turns them into the one latency summary shape
+of :mod:`harness.timing` (p50/p95/p99, mean, std, min, max, in ms).
 
 Also here: LLM prefill and decode workloads (:func:`prefill_fn`, :func:`decode_setup`,
 :func:`decode_fn`), peak memory (:class:`PeakMemory`) and the conversion of 2:4-masked linear
@@ -26,28 +27,15 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.timing import latency_summary
 
 Clock = Callable[[], int]  # monotonic nanoseconds
 
 
-def summarize(durations_ns: Sequence[int | float]) -> dict[str, float | int]:
-    """Statistics of a list of durations given in nanoseconds, reported in **milliseconds**.
-
-    Percentiles use numpy's default linear interpolation (``np.percentile(..., method='linear')``);
-    ``std`` is the sample standard deviation (ddof=1; 0.0 for a single duration).
-    """
-    if len(durations_ns) == 0:
-        raise ValueError("summarize() needs at least one duration")
-    ms = np.asarray(durations_ns, dtype=np.float64) / 1e6
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99], method="linear")
-    return {
-        "p50": float(p50),
-        "p95": float(p95),
-        "p99": float(p99),
-        "mean": float(ms.mean()),
-        "std": float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
-        "n": int(ms.size),
-    }
+def summarize(durations_ns: Sequence[int | float]) -> dict[str, Any]:
+    """The latency summary (:func:`harness.timing.latency_summary`: n, unit "ms", p50/p95/p99,
+    mean, std, min, max) of durations given in nanoseconds, reported in **milliseconds**."""
+    return latency_summary(np.asarray(durations_ns, dtype=np.float64) / 1e6, unit="ms")
 
 
 class Timer:

@@ -9,8 +9,15 @@ columns, with ``score`` replaced and ``rank`` recomputed:
 * the top ``depth`` rows get the reranker's scores; the rows below keep their first-stage order
   beneath them, with scores ``min(new top scores) - 1, - 2, ...`` so that any evaluator that sorts
   by score (ir-measures / trec_eval do) sees the same ranking as ``rank``;
-* ``rank`` is recomputed from the new scores, ties broken by docno ascending, starting at
-  ``pyterrier.model.FIRST_RANK`` (0); rows come out sorted by (qid in input order, rank).
+* ``rank`` is recomputed from the new scores by ``pyterrier.model.add_ranks`` on the rows sorted
+  by (score descending, docno ascending), so ties go to the smaller docno; ranks start at
+  ``pyterrier.model.FIRST_RANK`` (0); rows come out sorted by (qid in input order, rank) and
+  columns in the input's order.
+
+The loop over queries is written out rather than ``pt.apply.by_query``: by_query groups with
+``groupby("qid")`` (queries come out sorted by qid, not in input order) and wraps every error of
+the scorer in a bare ``Exception("Problem applying ...")``, which would hide the ``HarnessError``
+the user is meant to see.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import pyterrier as pt
 
 from harness.errors import HarnessError, ParamError
 from harness.params import MethodParams
+from methods.retrieval._common import add_ranks
 
 REQUIRED_COLUMNS = ("qid", "query", "docno", "text")
 
@@ -70,9 +78,10 @@ def apply_scores(group: Any, top_scores: list[float]) -> Any:
         1, len(group) + 1, dtype=np.float64
     )
     group["score"] = np.concatenate([top, tail])
+    columns = list(group.columns) + ([] if "rank" in group.columns else ["rank"])
     group = group.sort_values(["score", "docno"], ascending=[False, True], kind="stable")
-    group["rank"] = np.arange(len(group), dtype=np.int64) + pt.model.FIRST_RANK
-    return group
+    # on rows in (score desc, docno asc) order, add_ranks' "first" tie rule gives ties to the smaller docno
+    return add_ranks(group, single_query=True)[columns]
 
 
 class RerankTransformer(pt.Transformer):

@@ -99,8 +99,24 @@ def silenced(enabled: bool = True) -> Iterator[None]:
             os.close(fd)
 
 
+def add_ranks(df: pd.DataFrame, single_query: bool = False) -> pd.DataFrame:
+    """``pyterrier.model.add_ranks`` (rank by score descending, ties to the earlier row, from
+    ``FIRST_RANK``), without the pandas deprecation warning its ``drop(inplace=True)`` raises on
+    every call under pandas 3."""
+    import warnings
+
+    import pyterrier as pt
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The inplace keyword", category=Warning)
+        return pt.model.add_ranks(df, single_query=single_query)
+
+
 def ranked_frame(queries: pd.DataFrame, per_query: list[tuple[list[str], list[float]]]) -> pd.DataFrame:
-    """Assemble a run: for each query row, its (docnos, scores); adds rank by (score desc, docno asc)."""
+    """Assemble a run: for each query row, its (docnos, scores); rows sorted by (query row, score
+    desc, docno asc) and ranked by ``pyterrier.model.add_ranks``, whose "first" tie rule then gives
+    ties to the smaller docno. Query ids are unique here (the collection readers keep the first of
+    duplicate topics), so ranking per qid is ranking per query row."""
     rows_q, docnos, scores = [], [], []
     for i, (ds, ss) in enumerate(per_query):
         rows_q.extend([i] * len(ds))
@@ -111,8 +127,7 @@ def ranked_frame(queries: pd.DataFrame, per_query: list[tuple[list[str], list[fl
     res["score"] = np.asarray(scores, dtype=np.float64)
     res["_i"] = rows_q
     res = res.sort_values(["_i", "score", "docno"], ascending=[True, False, True], kind="mergesort")
-    res["rank"] = res.groupby("_i", sort=False).cumcount()
-    return res.drop(columns="_i").reset_index(drop=True)
+    return add_ranks(res).drop(columns="_i").reset_index(drop=True)
 
 
 def docno_order(docnos: list[str]) -> np.ndarray:
