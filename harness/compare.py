@@ -194,7 +194,7 @@ class Comparison:
     notes: list[str]
 
     def description(self) -> str:
-        corr = {"holm": "Holm-corrected", "bonferroni": "Bonferroni-corrected", "none": "uncorrected"}[self.correction]
+        corr = stats.CORRECTIONS.get(self.correction).label
         return (
             f"Task {self.task.id} v{self.task.version}, protocol {canonical_json(self.task.protocol)}. "
             f"Baseline: run {self.baseline}. Δ = run − baseline of the stored aggregate; 95% CI: paired bootstrap "

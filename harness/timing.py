@@ -31,14 +31,7 @@ STAT_KEYS = SUMMARY_KEYS[2:]
 LEGACY_MS_KEYS = {f"{k}_ms": k for k in ("p50", "p95", "p99", "mean", "std", "min", "max")}
 
 
-class LatencySummary(dict):  # type: ignore[type-arg]
-    """The summary dict. For code not yet migrated, ``summary["p50_ms"]`` (an old IR key name) reads
-    ``summary["p50"]`` when the unit is ms; only the new keys are stored (and serialised)."""
-
-    def __missing__(self, key: str) -> Any:
-        if key in LEGACY_MS_KEYS and dict.get(self, "unit") == "ms":
-            return self[LEGACY_MS_KEYS[key]]
-        raise KeyError(key)
+LatencySummary = dict[str, Any]  # the keys of SUMMARY_KEYS
 
 
 def latency_summary(durations: Sequence[float] | np.ndarray, unit: str = "ms") -> LatencySummary:
@@ -51,7 +44,7 @@ def latency_summary(durations: Sequence[float] | np.ndarray, unit: str = "ms") -
     if np.any(values < 0) or not np.all(np.isfinite(values)):
         raise ValueError("durations must be finite and non-negative")
     p50, p95, p99 = np.percentile(values, [50, 95, 99], method="linear")
-    return LatencySummary(
+    return dict(
         n=int(values.size),
         unit=unit,
         p50=float(p50),

@@ -88,11 +88,11 @@ def test_normalize_run_cuts_and_dedupes() -> None:
 def test_latency_stats_on_known_durations() -> None:
     s = latency_stats([i / 1000 for i in range(1, 11)])  # 1..10 ms
     # linear interpolation: position (n-1)p = 4.5 -> 5.5; 8.55 -> 9 + 0.55; 8.91 -> 9 + 0.91
-    assert s["p50_ms"] == pytest.approx(5.5)
-    assert s["p95_ms"] == pytest.approx(9.55)
-    assert s["p99_ms"] == pytest.approx(9.91)
-    assert s["mean_ms"] == pytest.approx(5.5)
-    assert s["n"] == 10 and s["min_ms"] == pytest.approx(1) and s["max_ms"] == pytest.approx(10)
+    assert s["p50"] == pytest.approx(5.5)
+    assert s["p95"] == pytest.approx(9.55)
+    assert s["p99"] == pytest.approx(9.91)
+    assert s["mean"] == pytest.approx(5.5)
+    assert s["n"] == 10 and s["min"] == pytest.approx(1) and s["max"] == pytest.approx(10)
     with pytest.raises(ValueError):
         latency_stats([])
 
