@@ -99,7 +99,7 @@ def _tiny_task(root: Path, candidates, topics="1\twhat is x\n2\tunjudged topic\n
     data = {}
     for name, file in (("topics", "topics.txt"), ("qrels", "qrels.txt"), ("first_stage", "cands.json")):
         sha = (sha_override or {}).get(name) or _sha(root / file)
-        data[name] = DataSpec(name, "x", (DataSource("data_dir", path=file, sha256=sha),))
+        data[name] = DataSpec(name, trecdl.FORMATS[name], (DataSource("data_dir", path=file, sha256=sha),))
     return Task(id="tiny-dl", version=1, kind="reranking", title="", description="", data=data,
                 protocol={"depth": depth, "queries": 1, "rel_threshold": 2}, metrics=(), options={"loader": "trecdl"})
 
