@@ -143,14 +143,16 @@ def _describe(cls: type[DataFormat]) -> str:
 
 def _option_error(fmt: str, cls: type[DataFormat], exc: ValidationError, where: str) -> TaskDefinitionError:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err.get("loc", ())) or "?"
-    top = str(err.get("loc", ("?",))[0])
+    loc = [str(p) for p in err.get("loc", ())] or ["?"]
+    top, inner = loc[0], ".".join(loc[1:])
     if err.get("type") == "extra_forbidden":
         close = difflib.get_close_matches(top, cls.option_names(), n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
+        listing = _describe(cls)
         return TaskDefinitionError(f"{_subfield(where, top)}: unknown option of data format {fmt!r}.{hint} "
-                                   f"{_describe(cls).capitalize()}")
-    return TaskDefinitionError(f"{_subfield(where, key)}: {err.get('msg')} (got {err.get('input')!r}); "
+                                   f"{listing[:1].upper()}{listing[1:]}")
+    at = f" (at {inner})" if inner else ""
+    return TaskDefinitionError(f"{_subfield(where, top)}: {err.get('msg')}{at}, got {err.get('input')!r}; "
                                f"{_describe(cls)}")
 
 
