@@ -321,3 +321,20 @@ def test_retrieval_collection_with_a_corpus_in_parts(data_dir):
     with pytest.raises(Exception, match=r"field 'data.topics.format': 'trec-qrels' produces qrels, not topics"):
         load_collection(Task(id="toy", version=1, kind="retrieval", title="", description="", data=wrong,
                              protocol={}, metrics=()))
+
+
+def test_trec_qrels_and_runs_are_parsed_by_ir_measures(data_dir, monkeypatch):
+    import ir_measures
+
+    from harness.ir import trecdl
+
+    calls = []
+    real_qrels, real_run = ir_measures.read_trec_qrels, ir_measures.read_trec_run
+    monkeypatch.setattr(ir_measures, "read_trec_qrels", lambda f: (calls.append("qrels"), real_qrels(f))[1])
+    monkeypatch.setattr(ir_measures, "read_trec_run", lambda f: (calls.append("run"), real_run(f))[1])
+    (data_dir / "q").write_text("1 0 d1 1\n")
+    (data_dir / "r").write_text("1 Q0 d1 1 3.0 x\n")
+    assert read(data_dir, "trec-qrels", "q").rows == [("1", "d1", 1)]
+    assert trecdl.read_qrels(data_dir / "q") == [("1", "d1", 1)]
+    assert read(data_dir, "trec-run", "r").rows == [("1", "d1", 3.0)]
+    assert calls == ["qrels", "qrels", "run"]
