@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.data import DataSpec, ResolvedData, resolve_parts
+from harness.data import ENTRY_KEYS, DataSpec, ResolvedData, resolve_parts
 from harness.errors import HarnessError, TaskDefinitionError, UnknownNameError
 from harness.registry import Registry
 
@@ -177,8 +177,9 @@ def check_options(format_name: str, options: dict, where: str) -> None:
     """Refuse an unknown format (listing the valid ones) or an unknown/mistyped option (listing the
     valid options, with the nearest name). ``where`` names the data entry, e.g.
     ``"tasks/retrieval/cacm.yaml: field 'data.qrels'"``; the message names the offending key
-    (``... field 'data.qrels.int_id': unknown option ...``)."""
-    parse_options(format_name, options, where)
+    (``... field 'data.qrels.int_id': unknown option ...``). The entry's own keys (``sources``,
+    ``parts``, ``content_sha256``, ``format``) are not options and are skipped if passed."""
+    parse_options(format_name, {k: v for k, v in options.items() if k not in ENTRY_KEYS}, where)
 
 
 def spec_where(spec: DataSpec, task_file: Any = None) -> str:

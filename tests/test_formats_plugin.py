@@ -199,3 +199,50 @@ def test_plugin_that_is_not_a_data_format_is_refused(tmp_path, monkeypatch):
     finally:
         formats.DATA_FORMATS.unregister("csv-qrels")
         sys.modules.pop("not_a_format", None)
+
+
+def test_module_entry_point_with_register_format(tmp_path, monkeypatch):
+    """An entry point may name a module; its classes register themselves with @register_format."""
+    pkg = tmp_path / "site"
+    pkg.mkdir()
+    (pkg / "csv_qrels_fmt.py").write_text(textwrap.dedent('''
+        import csv
+
+        from harness.formats import DataFormat, FormatOptions, register_format
+        from harness.ir.formats import Parsed
+
+
+        @register_format
+        class CsvQrels(DataFormat):
+            """CSV qrels with a header: query,doc,label."""
+
+            name = "csv-qrels"
+            produces = "qrels"
+
+            class Options(FormatOptions):
+                delimiter: str = ","
+
+            def read(self, files, options):
+                rows = []
+                for f in files:
+                    with open(f.path, newline="", encoding="utf-8") as fh:
+                        for row in csv.DictReader(fh, delimiter=options.delimiter):
+                            rows.append((row["query"], row["doc"], int(row["label"])))
+                return Parsed(rows)
+    '''))
+    monkeypatch.syspath_prepend(str(pkg))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    ep = importlib.metadata.EntryPoint(name="csv-qrels", value="csv_qrels_fmt", group=formats.ENTRY_POINT_GROUP)
+    formats.DATA_FORMATS.load()
+    formats.DATA_FORMATS._load_entry_point(ep)
+    try:
+        (tmp_path / "q.csv").write_text("query;doc;label\nq1;d1;2\nq1;d2;0\n")
+        spec = parse_entry("t.yaml", "qrels", {"format": "csv-qrels", "delimiter": ";",
+                                               "sources": [{"data_dir": "q.csv", "sha256": _sha(tmp_path / "q.csv")}]})
+        parsed, _ = formats.read_spec(spec)
+        assert parsed.rows == [("q1", "d1", 2), ("q1", "d2", 0)]
+        with pytest.raises(TaskDefinitionError, match=r"t.yaml: field 'data.qrels.delimeter': .*'delimiter'"):
+            formats.check_options("csv-qrels", {"delimeter": ";"}, "t.yaml: field 'data.qrels'")
+    finally:
+        formats.DATA_FORMATS.unregister("csv-qrels")
+        sys.modules.pop("csv_qrels_fmt", None)
