@@ -20,10 +20,13 @@ topics formats
   ``beir-topics``    gzipped ``qid<TAB>query``
   ``sciq-arrow``     derived: the SciQ questions
 qrels formats
-  ``trec-qrels``     ``qid iter docno rel``
+  ``trec-qrels``     ``qid iter docno rel`` (parsed by ``ir_measures.read_trec_qrels``)
   ``pair-qrels``     ``qid docno [anything]``: every listed pair is relevant (relevance 1) (CISI, CACM)
   ``graded-qrels``   ``qid docno grade`` with option ``grade_map`` {grade: relevance} (Cranfield)
   ``sciq-arrow``     derived: each question's own passage has relevance 1
+
+An entry split over several files (``parts``) is read part by part in the declared order; the rows
+are concatenated before the rules below apply.
 
 Identifiers from SMART files are integers and are normalised (``"001"`` -> ``"1"``) so that the
 topics, qrels and corpus agree.
