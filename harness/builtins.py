@@ -21,3 +21,29 @@ FAMILIES = {
 def register_all(reg: Any, table: dict[str, str]) -> None:
     for name, target in table.items():
         reg.register_lazy(name, target, origin="harness (built-in)")
+
+
+# Data formats (harness.formats.DataFormat subclasses), one module each.
+DATA_FORMATS = {
+    # IR corpora, topics, qrels (harness/ir/formats/)
+    "trec-docs": "harness.ir.formats.trec_docs:TrecDocs",
+    "smart-docs": "harness.ir.formats.smart_docs:SmartDocs",
+    "scifact-zip": "harness.ir.formats.scifact_zip:ScifactZip",
+    "sciq-arrow": "harness.ir.formats.sciq_arrow:SciqArrow",
+    "trec-topics": "harness.ir.formats.trec_topics:TrecTopics",
+    "smart-queries": "harness.ir.formats.smart_queries:SmartQueries",
+    "beir-topics": "harness.ir.formats.beir_topics:BeirTopics",
+    "tsv-topics": "harness.ir.formats.tsv_topics:TsvTopics",
+    "trec-qrels": "harness.ir.formats.qrels:TrecQrels",
+    "pair-qrels": "harness.ir.formats.qrels:PairQrels",
+    "graded-qrels": "harness.ir.formats.qrels:GradedQrels",
+    "trec-run": "harness.ir.formats.trec_run:TrecRun",
+    "rankgpt-candidates-json": "harness.ir.formats.rankgpt_candidates:RankGPTCandidates",
+    # running text and calibration documents (harness/llm/formats/)
+    "wikitext-rows": "harness.llm.formats.wikitext_rows:WikitextRows",
+    "jsonl-text": "harness.llm.formats.jsonl_text:JsonlText",
+    "gensim-wiki": "harness.llm.formats.gensim_wiki:GensimWiki",
+    # zero-shot examples (harness/llm/formats/)
+    "hf-arrow-stream": "harness.llm.formats.hf_arrow_stream:HFArrowStream",
+    "oe-eval-requests": "harness.llm.formats.oe_eval_requests:OEEvalRequests",
+}

@@ -7,6 +7,10 @@ A task declares each file it reads with the sources it may come from, tried in o
 * ``hub``: a Hugging Face dataset (``repo``, ``config``, ``split``, ``revision``) for users with
   internet; its bytes are checked after reading through the task's ``content_sha256``.
 
+A data entry split over several files (a corpus in parts) lists ``parts`` instead of ``sources``:
+each part is one source mapping, or ``{sources: [...]}`` with alternatives tried in order. The
+parts are resolved one by one and handed to the format's reader in the declared order.
+
 A file that is present but whose sha256 differs is refused outright (never silently replaced by
 another source), and the result records which source was used.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,9 +75,18 @@ class DataSource:
 class DataSpec:
     name: str
     format: str
-    sources: tuple[DataSource, ...]
+    sources: tuple[DataSource, ...]  # alternatives for the one file of the entry (empty with parts)
     content_sha256: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # the format's options (harness.formats)
+    parts: tuple[tuple[DataSource, ...], ...] = ()  # several files, each with its alternatives
+
+    @property
+    def part_sources(self) -> tuple[tuple[DataSource, ...], ...]:
+        """The alternatives of each file the entry reads: ``parts``, or ``(sources,)``."""
+        return self.parts if self.parts else (self.sources,)
+
+    def all_sources(self) -> tuple[DataSource, ...]:
+        return tuple(s for part in self.part_sources for s in part)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class ResolvedData:
     spec: DataSpec
     source: DataSource
     path: Path | None  # local file; None for the hub
+    part: int | None = None  # index in spec.parts; None for a single-file entry
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -91,6 +106,20 @@ class ResolvedData:
             "sha256": self.source.sha256,
             "content_sha256": self.spec.content_sha256,
         }
+
+
+def provenance_of(files: list[ResolvedData]) -> dict[str, Any]:
+    """Provenance of one data entry: a single file's as before; for parts, the per-part sources."""
+    if len(files) == 1 and files[0].part is None:
+        return files[0].provenance()
+    spec = files[0].spec
+    return {
+        "name": spec.name,
+        "source": "+".join(dict.fromkeys(f.source.type for f in files)),
+        "location": [f.source.describe() for f in files],
+        "sha256": [f.source.sha256 for f in files],
+        "content_sha256": spec.content_sha256,
+    }
 
 
 def package_dir(package: str) -> Path | None:
@@ -128,10 +157,28 @@ def local_path(source: DataSource) -> Path | None:
 
 
 def resolve(spec: DataSpec, *, allow_hub: bool | None = None) -> ResolvedData:
-    """Pick the first available source; refuse a present file whose sha256 differs."""
+    """Pick the first available source; refuse a present file whose sha256 differs.
+    For an entry with several ``parts``, use :func:`resolve_parts`."""
+    if spec.parts:
+        if len(spec.parts) > 1:
+            raise DataIntegrityError(f"data {spec.name!r} has {len(spec.parts)} parts; read it with resolve_parts")
+        return resolve_parts(spec, allow_hub=allow_hub)[0]
+    return _resolve_one(spec, spec.sources, None, allow_hub)
+
+
+def resolve_parts(spec: DataSpec, *, allow_hub: bool | None = None) -> list[ResolvedData]:
+    """Every file of the entry, in order (one for a plain ``sources`` entry)."""
+    if not spec.parts:
+        return [_resolve_one(spec, spec.sources, None, allow_hub)]
+    return [_resolve_one(spec, part, i, allow_hub) for i, part in enumerate(spec.parts)]
+
+
+def _resolve_one(spec: DataSpec, sources: tuple[DataSource, ...], part: int | None,
+                 allow_hub: bool | None) -> ResolvedData:
     allow_hub = config.hub_allowed() if allow_hub is None else allow_hub
+    what = f"data {spec.name!r}" + (f" part {part}" if part is not None else "")
     tried: list[str] = []
-    for source in spec.sources:
+    for source in sources:
         if source.type in ("data_dir", "package"):
             path = local_path(source)
             if path is None:
@@ -141,22 +188,22 @@ def resolve(spec: DataSpec, *, allow_hub: bool | None = None) -> ResolvedData:
             if not path.is_file():
                 tried.append(f"{path} (no such file)")
                 continue
-            _check_sha(path, source.sha256, f"data {spec.name!r}")
-            return ResolvedData(spec, source, path)
+            _check_sha(path, source.sha256, what)
+            return ResolvedData(spec, source, path, part)
         if source.type == "hub":
             if not allow_hub:
                 tried.append(f"{source.describe()} (offline: HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set)")
                 continue
-            return ResolvedData(spec, source, None)
+            return ResolvedData(spec, source, None, part)
     raise DataIntegrityError(
-        f"data {spec.name!r} is not available from any declared source. Tried: " + "; ".join(tried)
+        f"{what} is not available from any declared source. Tried: " + "; ".join(tried)
         + ". Set HARNESS_DATA_DIR to the mirrored data folder, install the package, or go online."
     )
 
 
 def is_available(spec: DataSpec, *, allow_hub: bool | None = None) -> bool:
     try:
-        resolve(spec, allow_hub=allow_hub)
+        resolve_parts(spec, allow_hub=allow_hub)
     except DataIntegrityError:
         return False
     return True
@@ -176,3 +223,87 @@ def check_content(spec: DataSpec, content: bytes, source: DataSource) -> None:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "false", "False")
+
+
+# --------------------------------------------------------------------------------- task YAML
+
+ENTRY_KEYS = ("format", "sources", "parts", "content_sha256")  # the rest of an entry: format options
+_SOURCE_KEYS = {
+    "data_dir": {"data_dir", "sha256"},
+    "package": {"package", "path", "dist", "sha256"},
+    "hub": {"hub", "config", "split", "revision", "files"},
+}
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _bad(file: str, where: str, msg: str) -> Exception:
+    from harness.errors import TaskDefinitionError
+
+    return TaskDefinitionError(f"{file}: field {where!r}: {msg}")
+
+
+def parse_source(file: str, where: str, raw: Any) -> DataSource:
+    """One ``sources`` item of a task file (same rules as the task loader's)."""
+    if not isinstance(raw, dict):
+        raise _bad(file, where, "each source must be a mapping")
+    types = [t for t in SOURCE_TYPES if t in raw]
+    if len(types) != 1:
+        raise _bad(file, where, f"each source needs exactly one of {', '.join(SOURCE_TYPES)}")
+    kind = types[0]
+    sha = raw.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and _SHA_RE.match(sha)):
+        raise _bad(file, f"{where}.sha256", "must be 64 lowercase hex digits")
+    extra = set(raw) - _SOURCE_KEYS[kind]
+    if extra:
+        raise _bad(file, where, f"unknown keys {sorted(extra)} for a {kind} source")
+    if kind == "data_dir":
+        if sha is None:
+            raise _bad(file, f"{where}.sha256", "a data_dir source must be pinned by sha256")
+        return DataSource("data_dir", path=str(raw["data_dir"]), sha256=sha)
+    if kind == "package":
+        if sha is None or "path" not in raw:
+            raise _bad(file, where, "a package source needs path and sha256")
+        return DataSource("package", package=str(raw["package"]), path=str(raw["path"]), dist=raw.get("dist"),
+                          sha256=sha)
+    if not raw.get("revision"):
+        raise _bad(file, f"{where}.revision", "a hub source must name a revision")
+    return DataSource("hub", repo=str(raw["hub"]), config=raw.get("config"), split=raw.get("split"),
+                      revision=str(raw["revision"]), files=tuple(raw.get("files") or ()))
+
+
+def _parse_sources(file: str, where: str, raw: Any) -> tuple[DataSource, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise _bad(file, where, "must be a non-empty list")
+    return tuple(parse_source(file, f"{where}[{i}]", s) for i, s in enumerate(raw))
+
+
+def parse_entry(file: Any, name: str, raw: Any) -> DataSpec:
+    """A data entry of a task file -> :class:`DataSpec`. ``sources`` (alternatives for one file) or
+    ``parts`` (several files in order; each a source mapping or ``{sources: [...]}``); every key
+    not in :data:`ENTRY_KEYS` is an option of the format (checked by ``harness.formats``)."""
+    file, where = str(file), f"data.{name}"
+    if not isinstance(raw, dict):
+        raise _bad(file, where, "must be a mapping")
+    if "format" not in raw:
+        raise _bad(file, f"{where}.format", "is required (how the file is read)")
+    content = raw.get("content_sha256")
+    if content is not None and not _SHA_RE.match(str(content)):
+        raise _bad(file, f"{where}.content_sha256", "must be 64 lowercase hex digits")
+    if ("sources" in raw) == ("parts" in raw):
+        raise _bad(file, where, "needs either sources (one file) or parts (several files), not both")
+    sources: tuple[DataSource, ...] = ()
+    parts: list[tuple[DataSource, ...]] = []
+    if "sources" in raw:
+        sources = _parse_sources(file, f"{where}.sources", raw["sources"])
+    else:
+        if not isinstance(raw["parts"], list) or not raw["parts"]:
+            raise _bad(file, f"{where}.parts", "must be a non-empty list")
+        for i, part in enumerate(raw["parts"]):
+            at = f"{where}.parts[{i}]"
+            if isinstance(part, dict) and set(part) == {"sources"}:
+                parts.append(_parse_sources(file, f"{at}.sources", part["sources"]))
+            else:
+                parts.append((parse_source(file, at, part),))
+    options = {k: v for k, v in raw.items() if k not in ENTRY_KEYS}
+    return DataSpec(name=name, format=str(raw["format"]), sources=sources, content_sha256=content,
+                    options=options, parts=tuple(parts))

@@ -225,3 +225,26 @@ def test_numpy_sentence_list_parse() -> None:
     assert _parse_sentence_list(raw, "x") == ["First sentence.", "It's second.", "Third 'quoted'."]
     with pytest.raises(DataIntegrityError, match="x: abstract is not a bracketed list"):
         _parse_sentence_list("plain text", "x")
+
+
+def test_ir_datasets_path_applies_the_typed_grade_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The online path on a stand-in ``ir_datasets`` (nothing is downloaded): same rules, grade_map
+    taken from the qrels entry's typed options."""
+    import sys
+    import types
+    from collections import namedtuple
+
+    from harness.ir.collections import load_ir_datasets
+
+    Doc, Query, Qrel = namedtuple("Doc", "doc_id text title"), namedtuple("Query", "query_id text"), \
+        namedtuple("Qrel", "query_id doc_id relevance")
+    ds = types.SimpleNamespace(
+        docs_iter=lambda: [Doc(1, " a  b ", "T"), Doc(2, "c", "")],
+        queries_iter=lambda: [Query(1, "q one"), Query(2, "unjudged")],
+        qrels_iter=lambda: [Qrel(1, 1, 2), Qrel(1, 2, -1)],
+    )
+    monkeypatch.setitem(sys.modules, "ir_datasets", types.SimpleNamespace(load=lambda _id: ds))
+    coll = load_ir_datasets(get_task("cranfield"), "cranfield")
+    assert [(d.docno, d.text, d.title) for d in coll.corpus.documents] == [("1", "a b", "T"), ("2", "c", "")]
+    assert coll.qrels.values.tolist() == [["1", "1", 3], ["1", "2", 0]]  # cranfield's grade_map: 2 -> 3, -1 -> 0
+    assert coll.data[0]["source"] == "ir_datasets" and coll.data[0]["parse"]["topics_without_qrels"] == 1

