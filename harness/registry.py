@@ -13,8 +13,9 @@ The mechanism is the same for all of them (learn it once):
 * a base-class check, so a wrong object is refused when registered, not when first used.
 
 Built-in methods live in ``methods/<family>/<name>.py`` and register themselves with
-:func:`register_method`; built-in task kinds and data formats are declared through this project's
-own entry points in ``pyproject.toml``, exactly as a third-party package declares its own.
+:func:`register_method`; built-in families, task kinds and data formats are listed as
+lazy strings in :mod:`harness.builtins`, so a plain checkout works without an install; a
+third-party package declares its own through the entry points.
 """
 
 from __future__ import annotations
