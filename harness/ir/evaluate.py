@@ -212,8 +212,7 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
     efficiency: dict[str, Any] = {}
 
     if task.kind == "retrieval":
-        if hasattr(method, "num_results"):  # retrieval adapters retrieve exactly the protocol's depth
-            method.num_results = cutoff
+        method.set_depth(cutoff)  # retrieval adapters retrieve exactly the protocol's depth
         if coll.corpus is None:
             raise HarnessError(f"task {task.id!r}: a retrieval task needs a corpus")
         t0 = time.perf_counter()
@@ -229,8 +228,6 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
             raise HarnessError(f"task {task.id!r}: a reranking task needs a first stage")
         fs = coll.first_stage.copy()
         fs["qid"] = fs["qid"].astype(str)
-        if hasattr(method, "device"):
-            method.device = ctx.device
         transformer = method.transformer()
         if hasattr(transformer, "progress"):  # one bar over the queries here, not one per call
             transformer.progress = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,7 +16,6 @@ from harness.llm.pruning import (
     CalibrationParams,
     PruneReport,
     PruningMethod,
-    count_parameters,
     prunable_linears,
     transformer_blocks,
 )
@@ -188,13 +186,11 @@ class FLAP(PruningMethod):
     """
 
     needs_calibration = True
+    removes_weights = True
 
     @torch.no_grad()
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
-        if calibration is None:
-            raise HarnessError("flap needs calibration data")
         blocks = transformer_blocks(model)
         for b in blocks:
             _check_layout(b)
@@ -212,7 +208,6 @@ class FLAP(PruningMethod):
             raise ParamError(
                 f"fraction={p.fraction} removes {remove_groups} of {n_kv} KV groups (rounded): need 1..{n_kv - 1}"
             )
-        params_before = count_parameters(model)
         linear_weights_before = sum(m.weight.numel() for m in prunable_linears(model).values())
 
         # 1. statistics of the inputs of o_proj and down_proj over all calibration tokens
@@ -267,12 +262,9 @@ class FLAP(PruningMethod):
         removed_fraction = 1 - linear_weights_after / linear_weights_before
         return PruneReport(
             layers=layers,
-            params_before=params_before,
-            params_after=count_parameters(model),
             target_sparsity=p.fraction,
             measured_sparsity=removed_fraction,
             details={
-                "method": "flap",
                 "structure": "width (uniform per layer, FLAP UL-UM)",
                 "scope": p.scope,
                 "metric": "WIFV: sample variance of input channel x squared column norm",
@@ -284,6 +276,5 @@ class FLAP(PruningMethod):
                 "target_sparsity_means": "fraction of the prunable width (per module type) requested",
                 "measured_sparsity_means": "removed fraction of the transformer blocks' linear weights",
                 "calibration_tokens": int(ids.numel()),
-                "seconds": time.perf_counter() - t0,
             },
         )
