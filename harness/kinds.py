@@ -21,13 +21,15 @@ The report reads the tracks through :func:`tracks`; the runner and the task load
 from __future__ import annotations
 
 import re
+from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from harness.errors import HarnessError
+from harness.params import MethodParams, build_params
 from harness.registry import Registry, load_target
 
 if TYPE_CHECKING:
@@ -103,6 +105,41 @@ class SetupOutput:
     model: Any | None = None
     timings: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(STAGE_TIMINGS))
     sections: dict[str, Any] = field(default_factory=dict)
+
+
+class MethodBase(ABC):
+    """The lifecycle every method family's base class shares; the runner calls only these.
+
+    1. ``resolve_params(raw, model)`` (class method): typed parameters, before the run id;
+    2. ``check_model(model)`` (class method): called when ``takes_model`` or a --model is given;
+    3. ``setup(ctx)`` once per run, before any task; it fills and returns ``self.setup_output``
+       (kept even when setup fails half-way, so a failed result still records what was done);
+    4. the evaluator of each task, with the method in its ``RunContext``.
+    """
+
+    method_name: ClassVar[str]
+    family: ClassVar[str]
+    Params: ClassVar[type[MethodParams]]
+    takes_model: ClassVar[bool] = False  # True: the runner requires --model; False: refuses it
+
+    def __init__(self, params: MethodParams):
+        self.params = params
+        self.stats: dict[str, Any] = {}  # counters the method keeps (model calls...), stored per result
+        self.setup_output = SetupOutput()
+
+    @classmethod
+    def resolve_params(cls, raw: dict[str, str], model: str | None) -> MethodParams:
+        return build_params(cls.Params, raw, method=cls.method_name)
+
+    @classmethod
+    def check_model(cls, model: str | None) -> None:
+        if not cls.takes_model and model:
+            raise HarnessError(
+                f"{cls.family} methods take their model as a parameter (--params model=...), not --model"
+            )
+
+    def setup(self, ctx: SetupContext) -> SetupOutput:
+        return self.setup_output
 
 
 class Protocol(BaseModel):

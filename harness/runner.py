@@ -22,7 +22,16 @@ from typing import Any
 
 from harness import provenance
 from harness.errors import HarnessError, ResultValidationError
-from harness.kinds import STAGE_TIMINGS, EvalOutput, RunContext, RunSettings, SetupContext, SetupOutput, get_kind
+from harness.kinds import (
+    STAGE_TIMINGS,
+    EvalOutput,
+    MethodBase,
+    RunContext,
+    RunSettings,
+    SetupContext,
+    SetupOutput,
+    get_kind,
+)
 from harness.params import MethodParams
 from harness.registry import MethodInfo, get_method
 from harness.results import SCHEMA_VERSION, ResultStore, run_digest
@@ -61,9 +70,6 @@ log = logging.getLogger("harness")
 def resolve_params(info: MethodInfo, raw: dict[str, str], model: str | None) -> MethodParams:
     """Typed parameters, through the family's hook (pruning resolves calibration=auto here)."""
     return info.cls.resolve_params(raw, model)
-
-
-_resolve_params = resolve_params  # the older private name
 
 
 def limit_for(task: Task, req: RunRequest) -> int | None:
@@ -114,7 +120,9 @@ def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]
             raise HarnessError(
                 f"task {task.id} ({task.kind}) takes {'/'.join(allowed)} methods; {info.name} is a {info.family} method"
             )
-    if getattr(info.cls, "takes_model", False) or req.model:
+    if not issubclass(info.cls, MethodBase):
+        raise HarnessError(f"method {info.name}: {info.cls.__qualname__} does not derive from harness.kinds.MethodBase")
+    if info.cls.takes_model or req.model:
         info.cls.check_model(req.model)  # refuses a missing --model, or one the family does not take
     for name, lim in [("", req.limit), *req.task_limits.items()]:
         if lim is not None and lim < 1:
@@ -239,7 +247,7 @@ def _evaluate(doc: dict[str, Any], task: Task, method: Any, setup: SetupOutput, 
     doc["provenance"]["data"] = out.data
     if out.efficiency:
         doc["efficiency"] |= out.efficiency
-    if getattr(method, "stats", None):
+    if method.stats:
         doc["efficiency"]["method_stats"] = dict(method.stats)
     return out
 

@@ -18,14 +18,12 @@ from it), then the evaluator of each task; a retrieval evaluator sets the depth 
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.errors import HarnessError
-from harness.kinds import SetupContext, SetupOutput
-from harness.params import MethodParams, build_params
+from harness.kinds import MethodBase, SetupContext, SetupOutput
 
 
 @dataclass(frozen=True)
@@ -66,26 +64,10 @@ class IRCollection:
     data: list[dict[str, Any]] = field(default_factory=list)  # ResolvedData.provenance() entries
 
 
-class _IRMethod(ABC):
-    """What both IR families share: the lifecycle hooks the runner calls."""
+class _IRMethod(MethodBase):
+    """What both IR families share: the model is a parameter (--params model=...), not --model."""
 
-    method_name: ClassVar[str]
-    family: ClassVar[str]
-    Params: ClassVar[type[MethodParams]]
-    takes_model: ClassVar[bool] = False  # the model is a parameter (--params model=...), not --model
-
-    def __init__(self, params: MethodParams):
-        self.params = params
-        self.stats: dict[str, Any] = {}
-        self.setup_output = SetupOutput()
-
-    @classmethod
-    def resolve_params(cls, raw: dict[str, str], model: str | None) -> MethodParams:
-        return build_params(cls.Params, raw, method=cls.method_name)
-
-    @classmethod
-    def check_model(cls, model: str) -> None:
-        raise HarnessError(f"{cls.family} methods take their model as a parameter (--params model=...), not --model")
+    takes_model: ClassVar[bool] = False
 
     def setup(self, ctx: SetupContext) -> SetupOutput:
         """Called once per run: the method takes the run's device (models load lazily, on first use)."""

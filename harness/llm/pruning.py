@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
 
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError, ParamError
-from harness.kinds import STAGE_TIMINGS, SetupContext, SetupOutput
+from harness.kinds import MethodBase, SetupContext, SetupOutput
 from harness.params import MethodParams, build_params
 
 log = logging.getLogger("harness")
@@ -108,7 +108,7 @@ class PruneReport:
         return dataclasses.asdict(self)
 
 
-class PruningMethod(ABC):
+class PruningMethod(MethodBase):
     """Base class of pruning adapters. Subclasses are registered with ``register_method`` and
     implement :meth:`_prune` (the algorithm only); :meth:`prune` is fixed (a template method: it
     times the call, counts parameters before and after and fills the report's common fields).
@@ -117,18 +117,12 @@ class PruningMethod(ABC):
     :meth:`check_model`, then :meth:`setup` once (load the model, build calibration data when the
     method needs it, prune, optionally save), then the evaluators of the tasks."""
 
-    method_name: ClassVar[str]
     family: ClassVar[str] = "pruning"
-    Params: ClassVar[type[MethodParams]]
     needs_calibration: ClassVar[bool] = False
     takes_model: ClassVar[bool] = True  # the runner requires --model
     # True when the method removes weights (blocks, channels): params_after counts what remains;
     # False for masks: params_after counts the non-zero parameters.
     removes_weights: ClassVar[bool] = False
-
-    def __init__(self, params: MethodParams):
-        self.params = params
-        self.setup_output = SetupOutput(timings=dict.fromkeys(STAGE_TIMINGS))
 
     # ----------------------------------------------------------------------------- lifecycle
 
