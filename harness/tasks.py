@@ -13,6 +13,7 @@ raises that error.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -194,17 +195,29 @@ def _where(loc: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         elif part in SOURCE_KEYS and i > 0 and isinstance(loc[i - 1], int) and "sources" in loc[:i]:
             continue  # the union's tag, not a field
-        elif part in ("function-after[_one_primary()]",):
-            continue
         else:
             out += f".{part}" if out else str(part)
     return out
 
 
-def _message(err: dict[str, Any]) -> str:
+def _allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at ``loc`` (a key directly under the model, or under a nested model)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+        ann = field.annotation if field is not None else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _message(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        return "unknown key"
+        allowed = _allowed_keys(model, tuple(err["loc"]))
+        if not allowed:
+            return "unknown key"
+        close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key{hint}; allowed: {', '.join(allowed)}"
     if err["type"] == "missing":
         return "is required"
     if err["type"] == "string_pattern_mismatch" and "sha256" in str(err["loc"][-1]):
@@ -212,13 +225,15 @@ def _message(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def definition_error(path: Path | str, exc: ValidationError, prefix: str = "") -> TaskDefinitionError:
-    """A pydantic ValidationError as "<file>: field '<a.b[0].c>': <why>" (every error, first first)."""
+def definition_error(path: Path | str, exc: ValidationError, prefix: str = "",
+                     model: type[BaseModel] | None = None) -> TaskDefinitionError:
+    """A pydantic ValidationError as "<file>: field '<a.b[0].c>': <why>" (every error, first first).
+    ``model`` (the validated model) lets an unknown key list the allowed ones."""
     lines = []
     for err in exc.errors():
         where = _where(tuple(err["loc"]))
         where = f"{prefix}.{where}" if prefix and where else (prefix or where)
-        lines.append(f"{path}: field {where!r}: {_message(err)}")
+        lines.append(f"{path}: field {where!r}: {_message(err, model)}")
     return TaskDefinitionError("; ".join(lines))
 
 
@@ -255,7 +270,7 @@ def _check_kind(path: Path, parsed: TaskFile) -> tuple[Any, Any]:
     try:
         settings = kind.protocol.model_validate(parsed.protocol)
     except ValidationError as exc:
-        raise definition_error(path, exc, prefix="protocol") from None
+        raise definition_error(path, exc, prefix="protocol", model=kind.protocol) from None
     if kind.has_metrics and not parsed.metrics:
         raise _fail(path, "metrics", "must be a non-empty list")
     if not kind.has_metrics and parsed.metrics:
@@ -274,7 +289,7 @@ def parse_task(raw: Any, path: Path) -> Task:
     try:
         parsed = TaskFile.model_validate(raw)
     except ValidationError as exc:
-        raise definition_error(path, exc) from None
+        raise definition_error(path, exc, model=TaskFile) from None
     _kind, settings = _check_kind(path, parsed)
     _check_formats(path, parsed.data)
     return Task(

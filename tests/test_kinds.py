@@ -63,7 +63,8 @@ def test_the_good_file_loads_and_its_protocol_is_typed(tmp_path):
 def test_misspelt_protocol_key_is_refused_at_load_naming_file_and_field(tmp_path):
     path = write(tmp_path, "t.yaml", RETRIEVAL.format(sha=SHA).replace("cutoff: 100", "cuttoff: 100"))
     msg = refused(path)
-    assert str(path) in msg and "'protocol.cuttoff'" in msg and "unknown key" in msg
+    assert str(path) in msg and "'protocol.cuttoff'" in msg and "did you mean 'cutoff'" in msg
+    assert "allowed: cutoff, latency, rel_threshold" in msg
 
 
 def test_protocol_values_are_typed(tmp_path):
