@@ -45,7 +45,7 @@ class MetricSpec:
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=True))
 class Task:
     """A loaded task. ``protocol`` is the file's mapping as written (it enters the run id);
-    ``settings`` the same mapping parsed by the kind's protocol model (defaults filled in)."""
+    :attr:`settings` is the same mapping parsed by the kind's protocol model (defaults filled in)."""
 
     id: str
     version: int
@@ -58,7 +58,17 @@ class Task:
     options: dict[str, Any] = Field(default_factory=dict)
     tags: tuple[str, ...] = ()
     path: Path | None = None
-    settings: Any = None
+
+    @property
+    def settings(self) -> Any:
+        """The protocol as the kind's typed model (computed from ``protocol``, so it stays right
+        for a task made with ``dataclasses.replace``)."""
+        from harness.kinds import get_kind
+
+        try:
+            return get_kind(self.kind).protocol.model_validate(self.protocol)
+        except ValidationError as exc:
+            raise definition_error(self.path or self.id, exc, prefix="protocol") from None
 
     @property
     def primary_metric(self) -> MetricSpec:
@@ -258,7 +268,7 @@ def _check_formats(path: Path, data: dict[str, DataEntry]) -> None:
         check(entry.format, entry.options, f"{path}: field 'data.{name}'")
 
 
-def _check_kind(path: Path, parsed: TaskFile) -> tuple[Any, Any]:
+def _check_kind(path: Path, parsed: TaskFile) -> None:
     from harness.kinds import get_kind, kind_names
 
     try:
@@ -268,7 +278,7 @@ def _check_kind(path: Path, parsed: TaskFile) -> tuple[Any, Any]:
     except HarnessError as exc:
         raise _fail(path, "kind", str(exc)) from None
     try:
-        settings = kind.protocol.model_validate(parsed.protocol)
+        kind.protocol.model_validate(parsed.protocol)
     except ValidationError as exc:
         raise definition_error(path, exc, prefix="protocol", model=kind.protocol) from None
     if kind.has_metrics and not parsed.metrics:
@@ -279,7 +289,6 @@ def _check_kind(path: Path, parsed: TaskFile) -> tuple[Any, Any]:
         why = kind.metric_error(m.name)
         if why:
             raise _fail(path, f"metrics[{i}].name", f"{m.name!r} cannot be computed: {why}")
-    return kind, settings
 
 
 def parse_task(raw: Any, path: Path) -> Task:
@@ -290,7 +299,7 @@ def parse_task(raw: Any, path: Path) -> Task:
         parsed = TaskFile.model_validate(raw)
     except ValidationError as exc:
         raise definition_error(path, exc, model=TaskFile) from None
-    _kind, settings = _check_kind(path, parsed)
+    _check_kind(path, parsed)
     _check_formats(path, parsed.data)
     return Task(
         id=parsed.id,
@@ -304,7 +313,6 @@ def parse_task(raw: Any, path: Path) -> Task:
         options=dict(parsed.options),
         tags=tuple(parsed.tags),
         path=path,
-        settings=settings,
     )
 
 

@@ -296,3 +296,20 @@ def test_a_kind_from_another_package_runs_end_to_end_to_a_board(toy_kind, capsys
     # a misspelt key in a task of the new kind is refused by the kind's own protocol model
     bad = write(toy_kind / "tasks", "c.yaml", TOY_TASK.format(id="toy-c", n=2).replace("{n: 2}", "{m: 2}"))
     assert "'protocol.m'" in refused(bad)
+
+
+def test_settings_follow_the_protocol_of_a_replaced_task():
+    import dataclasses
+
+    task = get_task("wikitext2")
+    assert task.settings.seqlen == 2048
+    assert dataclasses.replace(task, protocol={"seqlen": 64}).settings.seqlen == 64
+    with pytest.raises(TaskDefinitionError, match="'protocol.seqlen'"):
+        _ = dataclasses.replace(task, protocol={"seqlen": "long"}).settings
+
+
+def test_zero_shot_only_is_checked_at_load(tmp_path):
+    text = (Path(get_task("rte").path).read_text()).replace("num_fewshot: 0", "num_fewshot: 5")
+    assert "num_fewshot: 5" in text
+    msg = refused(write(tmp_path, "rte.yaml", text))
+    assert "'protocol.num_fewshot'" in msg and "only 0-shot" in msg

@@ -105,7 +105,7 @@ def _window_nll(model, windows: torch.Tensor, device: str, batch_size: int, prog
 def evaluate_perplexity(task: Task, ctx: RunContext) -> EvalOutput:
     if ctx.model is None or ctx.model.tokenizer is None:
         raise HarnessError(f"task {task.id} needs a causal LM with a tokenizer")
-    seqlen = PerplexityProtocol.model_validate(task.protocol).seqlen
+    seqlen = task.settings.seqlen
     resolved = resolve(task.data["text"])
     text = read_text(resolved)
     windows = tokenize_windows(ctx.model.tokenizer, text, seqlen)

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import field_validator
+
 from harness.data import package_dir
 from harness.errors import HarnessError
 from harness.kinds import EvalOutput, Metric, Protocol, RunContext, TaskKind, Track, fixed_metrics
@@ -255,7 +257,14 @@ def evaluate_zeroshot(task: Task, ctx: RunContext) -> EvalOutput:
 
 
 class ZeroshotProtocol(Protocol):
-    num_fewshot: int = 0  # only 0 is supported (checked when the task runs)
+    num_fewshot: int = 0
+
+    @field_validator("num_fewshot")
+    @classmethod
+    def _zero_shot(cls, value: int) -> int:
+        if value != 0:
+            raise ValueError(f"only 0-shot is supported, got {value}")
+        return value
 
 
 KIND = TaskKind(
