@@ -110,6 +110,8 @@ def _error_dict(exc: BaseException) -> dict[str, str]:
 def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]]:
     """Every cheap check, before any work: names, parameters, tasks, model id, limits, device."""
     info = get_method(req.method)
+    if not issubclass(info.cls, MethodBase):
+        raise HarnessError(f"method {info.name}: {info.cls.__qualname__} does not derive from harness.kinds.MethodBase")
     params = resolve_params(info, req.params, req.model)
     if not req.tasks:
         raise HarnessError("give at least one --task")
@@ -120,8 +122,6 @@ def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]
             raise HarnessError(
                 f"task {task.id} ({task.kind}) takes {'/'.join(allowed)} methods; {info.name} is a {info.family} method"
             )
-    if not issubclass(info.cls, MethodBase):
-        raise HarnessError(f"method {info.name}: {info.cls.__qualname__} does not derive from harness.kinds.MethodBase")
     if info.cls.takes_model or req.model:
         info.cls.check_model(req.model)  # refuses a missing --model, or one the family does not take
     for name, lim in [("", req.limit), *req.task_limits.items()]:
