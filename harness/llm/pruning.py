@@ -1,8 +1,22 @@
 """The pruning family's interface and the helpers its adapters share.
 
-A pruning adapter receives a causal LM (in place) and, when it asks for it, calibration data; it
-changes the model and returns a :class:`PruneReport` of what it did. Adapters prune the linear
+A pruning adapter implements :meth:`PruningMethod._prune`: it receives a causal LM (in place) and,
+when it asks for it (``needs_calibration``), calibration data; it changes the model and returns a
+:class:`PruneReport` of what it did (layers, target and measured sparsity, its own details). The
+fixed :meth:`PruningMethod.prune` around it times the call and counts the parameters before and
+after, so an adapter file holds only its algorithm and its parameters. Adapters prune the linear
 layers inside the transformer blocks and leave embeddings and the LM head dense, as the papers do.
+
+A minimal adapter::
+
+    @register_method("mymethod", "pruning", SparsityParams)
+    class MyMethod(PruningMethod):
+        '''One-line summary shown on the leaderboard. Cite the paper here.'''
+
+        def _prune(self, model, calibration):
+            linears = prunable_linears(model)
+            ...  # zero weights in place
+            return build_report(linears, self.params.sparsity, details={"pattern": self.params.pattern})
 """
 
 from __future__ import annotations
