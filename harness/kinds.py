@@ -16,6 +16,10 @@ other packages through the entry-point group ``harness.task_kinds``). The record
 
 The report reads the tracks through :func:`tracks`; the runner and the task loader through
 :func:`get_kind`.
+
+The method side of a run lives here too: :class:`MethodBase` is the lifecycle every method
+family's base class shares (``resolve_params``, ``check_model``, ``takes_model``, ``setup(ctx)``
+with a :class:`SetupContext`, filling a :class:`SetupOutput`), so the runner needs no family branch.
 """
 
 from __future__ import annotations
