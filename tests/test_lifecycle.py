@@ -79,6 +79,8 @@ def test_removal_methods_count_the_parameters_that_remain():
             return PruneReport(target_sparsity=0.5, measured_sparsity=0.5)
 
     model = tiny()
+    with torch.no_grad():  # zeros in a kept block: a removal counts them as remaining parameters
+        model.model.layers[0].self_attn.q_proj.weight[0] = 0
     before = count_parameters(model)
     block = sum(p.numel() for p in model.model.layers[-1].parameters())
     report = DropLastBlock(ZeroFirstParams()).prune(model, None)
