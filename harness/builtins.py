@@ -17,6 +17,16 @@ FAMILIES = {
     "reranking": "harness.ir.base:RerankingMethod",
 }
 
+# Task kinds: each record lives in the file of its evaluator.
+TASK_KINDS = {
+    "perplexity": "harness.llm.perplexity:KIND",
+    "zeroshot": "harness.llm.zeroshot:KIND",
+    "latency": "harness.llm.latency_task:KIND",
+    "calibration": "harness.llm.calibration:KIND",
+    "retrieval": "harness.ir.retrieval_task:KIND",
+    "reranking": "harness.ir.reranking_task:KIND",
+}
+
 
 def register_all(reg: Any, table: dict[str, str]) -> None:
     for name, target in table.items():

@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
 from harness import __version__, config
 from harness.errors import HarnessError
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message is emitted (it may be replaced)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Messages of the ``harness`` logger go to stderr as ``[harness] message`` (once)."""
+    logger = logging.getLogger("harness")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("[harness] %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _list_tasks() -> None:
+    from harness.tasks import load_tasks
+
+    tasks = load_tasks()
+    for t in sorted(tasks.values(), key=lambda t: (t.kind, t.id)):
+        primary = t.primary_metric.name if t.metrics else "-"
+        print(f"{t.kind:12s} {t.id:24s} v{t.version}  primary={primary:10s} {t.title}")
+    for path, exc in sorted(tasks.errors.items()):
+        print(f"{'(broken)':12s} {path}: {exc}")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -22,11 +57,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for module, why in sorted(unavailable_methods().items()):
             print(f"{'(not loaded)':10s} {module}: {why}")
     elif args.what == "tasks":
-        from harness.tasks import load_tasks
+        _list_tasks()
+    elif args.what == "kinds":
+        from harness.kinds import TASK_KINDS
 
-        for t in sorted(load_tasks().values(), key=lambda t: (t.kind, t.id)):
-            primary = t.primary_metric.name if t.metrics else "-"
-            print(f"{t.kind:12s} {t.id:24s} v{t.version}  primary={primary:10s} {t.title}")
+        for name, kind in TASK_KINDS.items():
+            track = kind.track.title if kind.track else "-"
+            print(f"{name:12s} families={'/'.join(kind.families) or '-':10s} track={track:12s} {kind.description}")
+        for name, why in sorted(TASK_KINDS.unavailable.items()):
+            print(f"{'(not loaded)':12s} {name}: {why}")
     else:
         from harness.llm.models import CONFIGS, EMBEDDED
 
@@ -153,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list methods, tasks or models")
-    p.add_argument("what", choices=["methods", "tasks", "models"])
+    p = sub.add_parser("list", help="list methods, tasks, task kinds or models")
+    p.add_argument("what", choices=["methods", "tasks", "kinds", "models"])
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("run", help="run a method on a model and tasks, store the results")
@@ -200,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    configure_logging()
     try:
         return args.func(args)
     except HarnessError as exc:

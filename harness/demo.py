@@ -10,13 +10,16 @@ so these numbers are never ranked with full-protocol ones.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from harness import config
-from harness.cli import print_outcomes
+from harness.cli import configure_logging, print_outcomes
 from harness.errors import HarnessError
-from harness.runner import RunRequest, execute, log
+from harness.runner import RunRequest, execute
+
+log = logging.getLogger("harness")
 
 CALIBRATION = {"nsamples": "16", "seqlen": "512"}
 ZEROSHOT = ["arc_easy", "piqa"]
@@ -36,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ppl-windows", type=int, default=4, help="windows of 2048 tokens")
     ap.add_argument("--zeroshot-limit", type=int, default=50)
     args = ap.parse_args(argv)
+    configure_logging()
 
     ppl_task = "wikitext2" if config.data_dir() else "wikipedia-gensim-ppl"
     if ppl_task != "wikitext2":
-        log("HARNESS_DATA_DIR is not set: using the offline perplexity task wikipedia-gensim-ppl")
+        log.info("HARNESS_DATA_DIR is not set: using the offline perplexity task wikipedia-gensim-ppl")
     outcomes = []
     try:
         for method, params in METHODS:
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from harness.report import build_site
     except ImportError:
-        log("the report module is not available; skipping the site")
+        log.info("the report module is not available; skipping the site")
         return 0
     summary = build_site(Path(args.results), Path(args.site))
     print(f"\nsite: {args.site}/index.html ({len(summary.pages)} pages)")

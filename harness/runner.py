@@ -1,4 +1,9 @@
-"""`harness run`: resolve everything cheaply, prune once, evaluate each task, store each result.
+"""`harness run`: resolve everything cheaply, set the method up once, evaluate each task, store
+each result.
+
+The runner knows no method family: it calls the family's hooks (``resolve_params``,
+``check_model``, ``takes_model``, ``setup``) and the task kind's record (accepted families, the
+protocol keys it adds, its evaluator).
 
 Order matters for trust: names, parameters, tasks, the model id and the results directory are all
 checked before any expensive work; results already stored are not recomputed (unless forced); a
@@ -7,19 +12,27 @@ failure is stored as a failed result with its error, never as a metric.
 
 from __future__ import annotations
 
+import logging
 import shlex
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.llm import models as modelsmod
 from harness import provenance
-from harness.errors import HarnessError, ParamError, ResultValidationError
-from harness.kinds import KIND_FAMILIES, EvalOutput, RunContext, get_evaluator
-from harness.params import MethodParams, build_params
+from harness.errors import HarnessError, ResultValidationError
+from harness.kinds import (
+    STAGE_TIMINGS,
+    EvalOutput,
+    MethodBase,
+    RunContext,
+    RunSettings,
+    SetupContext,
+    SetupOutput,
+    get_kind,
+)
+from harness.params import MethodParams
 from harness.registry import MethodInfo, get_method
 from harness.results import SCHEMA_VERSION, ResultStore, run_digest
 from harness.tasks import Task, get_task
@@ -51,29 +64,12 @@ class RunOutcome:
     doc: dict[str, Any] | None = None
 
 
-def log(msg: str) -> None:
-    print(f"[harness] {msg}", file=sys.stderr, flush=True)
+log = logging.getLogger("harness")
 
 
-def _resolve_params(info: MethodInfo, raw: dict[str, str], model: str | None) -> MethodParams:
-    raw = dict(raw)
-    defaults = {name: default for name, _, default in info.params_cls.describe()}
-    if "calibration" in defaults:
-        from harness.llm.calibration import RANDOM_TOKENS, resolve_calibration_name
-
-        # 'auto' becomes a concrete calibration set before the run id is computed. A config: model
-        # has random weights and no tokenizer: its only calibration is random token ids.
-        name = raw.get("calibration", defaults["calibration"])
-        if model and model.startswith("config:"):
-            if name == "auto":
-                name = RANDOM_TOKENS
-            elif name != RANDOM_TOKENS:
-                raise ParamError(
-                    f"calibration={name!r}: model {model} has random weights and no tokenizer; "
-                    f"its calibration is calibration={RANDOM_TOKENS} (the default for config: models)"
-                )
-        raw["calibration"] = resolve_calibration_name(name)
-    return build_params(info.params_cls, raw, method=info.name)
+def resolve_params(info: MethodInfo, raw: dict[str, str], model: str | None) -> MethodParams:
+    """Typed parameters, through the family's hook (pruning resolves calibration=auto here)."""
+    return info.cls.resolve_params(raw, model)
 
 
 def limit_for(task: Task, req: RunRequest) -> int | None:
@@ -81,14 +77,9 @@ def limit_for(task: Task, req: RunRequest) -> int | None:
 
 
 def protocol_for(task: Task, req: RunRequest) -> dict[str, Any]:
-    protocol = dict(task.protocol)
-    protocol["limit"] = limit_for(task, req)
-    if task.kind == "latency":
-        protocol["device"] = req.device
-        protocol["dtype"] = req.dtype
-    elif req.dtype != "float32":
-        protocol["dtype"] = req.dtype
-    return protocol
+    """The protocol stored with the result and hashed into its run id: the task's, the limit, and
+    the keys the task's kind adds (latency: device and dtype; others: dtype unless float32)."""
+    return get_kind(task.kind).protocol_for(task.protocol, limit_for(task, req), RunSettings(req.device, req.dtype))
 
 
 def reproduce_command(info: MethodInfo, params: MethodParams, req: RunRequest, task: Task) -> str:
@@ -116,27 +107,23 @@ def _error_dict(exc: BaseException) -> dict[str, str]:
     }
 
 
-def execute(req: RunRequest) -> list[RunOutcome]:
-    # ---- cheap checks, before any work
+def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]]:
+    """Every cheap check, before any work: names, parameters, tasks, model id, limits, device."""
     info = get_method(req.method)
-    params = _resolve_params(info, req.params, req.model)
+    if not issubclass(info.cls, MethodBase):
+        raise HarnessError(f"method {info.name}: {info.cls.__qualname__} does not derive from harness.kinds.MethodBase")
+    params = resolve_params(info, req.params, req.model)
     if not req.tasks:
         raise HarnessError("give at least one --task")
     tasks = [get_task(t) for t in req.tasks]
     for task in tasks:
-        allowed = KIND_FAMILIES.get(task.kind, ())
+        allowed = get_kind(task.kind).families
         if info.family not in allowed:
             raise HarnessError(
                 f"task {task.id} ({task.kind}) takes {'/'.join(allowed)} methods; {info.name} is a {info.family} method"
             )
-    if info.family == "pruning":
-        if not req.model:
-            raise HarnessError(f"method {info.name} prunes a model: give --model (e.g. smollm2-135m)")
-        modelsmod.check_model_id(req.model)
-    elif req.model:
-        raise HarnessError(
-            f"{info.family} methods take their model as a parameter (--params model=...), not --model"
-        )
+    if info.cls.takes_model or req.model:
+        info.cls.check_model(req.model)  # refuses a missing --model, or one the family does not take
     for name, lim in [("", req.limit), *req.task_limits.items()]:
         if lim is not None and lim < 1:
             raise HarnessError(f"--limit {name + '=' if name else ''}{lim}: a limit must be >= 1")
@@ -148,10 +135,12 @@ def execute(req: RunRequest) -> list[RunOutcome]:
 
         if not torch.cuda.is_available():
             raise HarnessError("--device cuda requested but no CUDA device is available")
-    store = ResultStore(req.results_dir)
-    store.check_writable()
+    return info, params, tasks
 
-    base_prov = provenance.collect(req.device)
+
+def _plan(info: MethodInfo, params: MethodParams, tasks: list[Task], req: RunRequest,
+          store: ResultStore) -> tuple[list[tuple[Task, dict[str, Any], str]], list[RunOutcome]]:
+    """The cells to run, and the outcomes of those already stored (skipped unless forced)."""
     semantic = params.semantic_dict()
     plan: list[tuple[Task, dict[str, Any], str]] = []
     outcomes: list[RunOutcome] = []
@@ -160,137 +149,135 @@ def execute(req: RunRequest) -> list[RunOutcome]:
         run_id = run_digest(info.name, semantic, req.model, task.id, task.version, protocol)
         existing = store.existing(task.id, run_id)
         if existing is not None and existing["status"] == "ok" and not req.force:
-            log(f"{task.id}: already stored as {store.path_for(task.id, run_id)} (use --force to re-run)")
+            log.info("%s: already stored as %s (use --force to re-run)", task.id, store.path_for(task.id, run_id))
             outcomes.append(RunOutcome(task.id, run_id, store.path_for(task.id, run_id), "skipped", existing))
             continue
         plan.append((task, protocol, run_id))
+    return plan, outcomes
+
+
+def _setup(method: Any, req: RunRequest, command: str) -> tuple[SetupOutput, BaseException | None]:
+    """``method.setup(ctx)`` once; a failure is kept (stored as failed results), never raised."""
+    ctx = SetupContext(device=req.device, dtype=req.dtype, model=req.model, batch_size=req.batch_size,
+                       progress=req.progress, save_model=req.save_model, command=command)
+    error: BaseException | None = None
+    try:
+        method.setup(ctx)
+    except Exception as exc:  # stored as failed results
+        error = exc
+        log.info("setup failed: %s: %s", type(exc).__name__, exc)
+    return method.setup_output, error
+
+
+def execute(req: RunRequest) -> list[RunOutcome]:
+    info, params, tasks = check_request(req)
+    store = ResultStore(req.results_dir)
+    store.check_writable()
+    plan, outcomes = _plan(info, params, tasks, req, store)
     if not plan and req.save_model is None:
         return outcomes
 
-    # ---- the method and the model, once for all tasks
+    # ---- the method and its model, once for all tasks
+    base_prov = provenance.collect(req.device)
     method = info.cls(params)
     started = provenance.utc_now()
-    loaded = None
-    timings: dict[str, float | None] = {"load_seconds": None, "calibration_seconds": None, "prune_seconds": None}
-    pruning_doc: dict[str, Any] | None = None
-    setup_error: BaseException | None = None
-    try:
-        if info.family == "pruning":
-            t0 = time.perf_counter()
-            log(f"loading model {req.model}")
-            loaded = modelsmod.load_model(req.model, device=req.device, dtype=req.dtype)
-            timings["load_seconds"] = time.perf_counter() - t0
-            calibration = None
-            if getattr(method, "needs_calibration", False):
-                from harness.llm.calibration import load_calibration
-
-                t0 = time.perf_counter()
-                p = params  # CalibrationParams fields
-                log(f"calibration: {p.nsamples} x {p.seqlen} tokens from {p.calibration} (seed {p.seed})")
-                calibration = load_calibration(
-                    loaded.tokenizer, name=p.calibration, nsamples=p.nsamples, seqlen=p.seqlen, seed=p.seed,
-                    vocab_size=int(loaded.model.config.vocab_size),
-                )
-                timings["calibration_seconds"] = time.perf_counter() - t0
-            log(f"pruning with {info.name} {semantic}")
-            t0 = time.perf_counter()
-            report = method.prune(loaded.model, calibration)
-            timings["prune_seconds"] = time.perf_counter() - t0
-            pruning_doc = report.to_dict() | {"calibration": calibration.source if calibration else None}
-            if req.save_model is not None:
-                modelsmod.save_model(
-                    loaded, req.save_model,
-                    {"method": info.name, "params": params.to_dict(), "pruning": pruning_doc,
-                     "command": base_prov["command"]},
-                )
-                log(f"saved pruned model to {req.save_model}")
-    except Exception as exc:  # stored as failed results below
-        setup_error = exc
-        log(f"setup failed: {type(exc).__name__}: {exc}")
-
+    setup, setup_error = _setup(method, req, base_prov["command"])
     for task, protocol, run_id in plan:
-        doc: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "status": "ok",
-            "error": None,
-            "created_at": provenance.utc_now(),
-            "method": {
-                "name": info.name,
-                "family": info.family,
-                "params": params.to_dict(),
-                "non_semantic": list(params.NON_SEMANTIC),
-                "module": info.module,
-            },
-            "model": {
-                "id": req.model,
-                "random_weights": bool(loaded and loaded.random_weights),
-                "info": loaded.info if loaded else {},
-            },
-            "task": {
-                "id": task.id,
-                "version": task.version,
-                "kind": task.kind,
-                "title": task.title,
-                "protocol": protocol,
-                "primary_metric": task.primary_metric.name,
-            },
-            "metrics": {},
-            "pruning": pruning_doc,
-            "efficiency": dict(timings) | {"eval_seconds": None},
-            "provenance": base_prov
-            | {
-                "reproduce": reproduce_command(info, params, req, task),
-                "seeds": {"seed": getattr(params, "seed", None)},
-                "data": [],
-                "calibration": (pruning_doc or {}).get("calibration"),
-                "started_at": started,
-            },
-        }
-        items = None
-        item_key = "item"
-        artifacts = None
-        error = setup_error
-        if error is None:
-            try:
-                evaluator = get_evaluator(task.kind)
-                ctx = RunContext(
-                    method=method, model=loaded, device=req.device, limit=limit_for(task, req),
-                    batch_size=req.batch_size, progress=req.progress,
-                )
-                lim = limit_for(task, req)
-                log(f"evaluating {task.id}" + (f" (limit {lim})" if lim else ""))
-                t0 = time.perf_counter()
-                out: EvalOutput = evaluator(task, ctx)
-                doc["efficiency"]["eval_seconds"] = time.perf_counter() - t0
-                doc["metrics"] = _metrics_doc(task, out)
-                doc["task"]["protocol_details"] = out.protocol_details
-                doc["provenance"]["data"] = out.data
-                if out.efficiency:
-                    doc["efficiency"] |= out.efficiency
-                if getattr(method, "stats", None):
-                    doc["efficiency"]["method_stats"] = dict(method.stats)
-                items, item_key, artifacts = out.items, out.item_key, out.artifacts
-            except Exception as exc:
-                error = exc
-                log(f"{task.id} failed: {type(exc).__name__}: {exc}")
-        if error is not None:
-            doc["status"] = "failed"
-            doc["error"] = _error_dict(error)
-            doc["metrics"] = {}
-            items, artifacts = None, None
-        doc["provenance"]["finished_at"] = provenance.utc_now()
-        try:
-            path = store.write(doc, items=items, item_key=item_key, artifacts=artifacts)
-        except ResultValidationError as exc:
-            if doc["status"] != "ok":
-                raise
-            # e.g. a non-finite perplexity: store the run as failed, with the reason
-            log(f"{task.id}: result does not validate, storing it as failed: {exc}")
-            doc |= {"status": "failed", "error": _error_dict(exc), "metrics": {}}
-            path = store.write(doc, items=None, artifacts=None)
-        outcomes.append(RunOutcome(task.id, run_id, path, doc["status"], doc))
+        doc = _result_doc(info, params, req, task, protocol, run_id, setup, base_prov, started)
+        outcomes.append(_evaluate_and_store(doc, task, method, setup, req, store, setup_error))
     return outcomes
+
+
+def _result_doc(info: MethodInfo, params: MethodParams, req: RunRequest, task: Task, protocol: dict[str, Any],
+                run_id: str, setup: SetupOutput, base_prov: dict[str, Any], started: str) -> dict[str, Any]:
+    """The stored result before evaluation (status ok, no metrics yet)."""
+    loaded = setup.model
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "status": "ok",
+        "error": None,
+        "created_at": provenance.utc_now(),
+        "method": {
+            "name": info.name,
+            "family": info.family,
+            "params": params.to_dict(),
+            "non_semantic": list(params.NON_SEMANTIC),
+            "module": info.module,
+        },
+        "model": {
+            "id": req.model,
+            "random_weights": bool(loaded and loaded.random_weights),
+            "info": loaded.info if loaded else {},
+        },
+        "task": {
+            "id": task.id,
+            "version": task.version,
+            "kind": task.kind,
+            "title": task.title,
+            "protocol": protocol,
+            "primary_metric": task.primary_metric.name,
+        },
+        "metrics": {},
+        "pruning": setup.sections.get("pruning"),
+        "efficiency": dict.fromkeys(STAGE_TIMINGS) | setup.timings | {"eval_seconds": None},
+        "provenance": base_prov
+        | {
+            "reproduce": reproduce_command(info, params, req, task),
+            "seeds": {"seed": getattr(params, "seed", None)},
+            "data": [],
+            "calibration": setup.sections.get("calibration"),
+            "started_at": started,
+        },
+    }
+
+
+def _evaluate(doc: dict[str, Any], task: Task, method: Any, setup: SetupOutput, req: RunRequest) -> EvalOutput:
+    """Run the task's evaluator and fill the result's metrics, details and efficiency."""
+    evaluator = get_kind(task.kind).load_evaluator()
+    lim = limit_for(task, req)
+    ctx = RunContext(method=method, model=setup.model, device=req.device, limit=lim,
+                     batch_size=req.batch_size, progress=req.progress)
+    log.info("evaluating %s%s", task.id, f" (limit {lim})" if lim else "")
+    t0 = time.perf_counter()
+    out: EvalOutput = evaluator(task, ctx)
+    doc["efficiency"]["eval_seconds"] = time.perf_counter() - t0
+    doc["metrics"] = _metrics_doc(task, out)
+    doc["task"]["protocol_details"] = out.protocol_details
+    doc["provenance"]["data"] = out.data
+    if out.efficiency:
+        doc["efficiency"] |= out.efficiency
+    if method.stats:
+        doc["efficiency"]["method_stats"] = dict(method.stats)
+    return out
+
+
+def _evaluate_and_store(doc: dict[str, Any], task: Task, method: Any, setup: SetupOutput, req: RunRequest,
+                        store: ResultStore, error: BaseException | None) -> RunOutcome:
+    out: EvalOutput | None = None
+    if error is None:
+        try:
+            out = _evaluate(doc, task, method, setup, req)
+        except Exception as exc:
+            error = exc
+            log.info("%s failed: %s: %s", task.id, type(exc).__name__, exc)
+    if error is not None:
+        doc |= {"status": "failed", "error": _error_dict(error), "metrics": {}}
+        out = None
+    doc["provenance"]["finished_at"] = provenance.utc_now()
+    try:
+        if out is None:
+            path = store.write(doc, items=None, artifacts=None)
+        else:
+            path = store.write(doc, items=out.items, item_key=out.item_key, artifacts=out.artifacts)
+    except ResultValidationError as exc:
+        if doc["status"] != "ok":
+            raise
+        # e.g. a non-finite perplexity: store the run as failed, with the reason
+        log.info("%s: result does not validate, storing it as failed: %s", task.id, exc)
+        doc |= {"status": "failed", "error": _error_dict(exc), "metrics": {}}
+        path = store.write(doc, items=None, artifacts=None)
+    return RunOutcome(task.id, doc["run_id"], path, doc["status"], doc)
 
 
 def _metrics_doc(task: Task, out: EvalOutput) -> dict[str, Any]:

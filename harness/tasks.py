@@ -1,38 +1,52 @@
 """Task definitions: YAML files under ``tasks/`` validated on load.
 
 A task names its kind, pins every data file it reads, fixes its protocol and declares its metrics.
-Errors name the file and the field. See ``tasks/README.md`` for the format.
+The file's shape is the pydantic model :class:`TaskFile` (``extra="forbid"``); its ``protocol`` is
+validated by the kind's protocol model and its metric names by the kind's metric check, so a
+misspelt key or an unknown metric fails when the task loads. Errors name the file and the field
+(``tasks/x.yaml: field 'data.corpus.sources[0].sha256': ...``). See ``tasks/README.md``.
+
+A broken file does not block the others: :func:`load_tasks` keeps the good ones and
+:func:`task_errors` lists the broken files with their error; :func:`get_task` of a broken task
+raises that error.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+import difflib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, Tag, ValidationError, field_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from harness import config
-from harness.data import SOURCE_TYPES, DataSource, DataSpec
-from harness.errors import TaskDefinitionError, UnknownNameError
+from harness.data import DataSource, DataSpec
+from harness.errors import HarnessError, TaskDefinitionError, UnknownNameError
 
-KINDS = ("perplexity", "zeroshot", "retrieval", "reranking", "latency", "calibration")
-TOP_LEVEL_KEYS = {"id", "version", "kind", "title", "description", "data", "protocol", "metrics", "options", "tags"}
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+_STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------------------------------------
+# The runtime records
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class MetricSpec:
     name: str
-    higher_is_better: bool
+    higher_is_better: StrictBool
     primary: bool = False
     description: str = ""
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=True))
 class Task:
+    """A loaded task. ``protocol`` is the file's mapping as written (it enters the run id);
+    :attr:`settings` is the same mapping parsed by the kind's protocol model (defaults filled in)."""
+
     id: str
     version: int
     kind: str
@@ -41,9 +55,20 @@ class Task:
     data: dict[str, DataSpec]
     protocol: dict[str, Any]
     metrics: tuple[MetricSpec, ...]
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
     tags: tuple[str, ...] = ()
     path: Path | None = None
+
+    @property
+    def settings(self) -> Any:
+        """The protocol as the kind's typed model (computed from ``protocol``, so it stays right
+        for a task made with ``dataclasses.replace``)."""
+        from harness.kinds import get_kind
+
+        try:
+            return get_kind(self.kind).protocol.model_validate(self.protocol)
+        except ValidationError as exc:
+            raise definition_error(self.path or self.id, exc, prefix="protocol") from None
 
     @property
     def primary_metric(self) -> MetricSpec:
@@ -53,100 +78,242 @@ class Task:
         return next((m for m in self.metrics if m.name == name), None)
 
 
+# ---------------------------------------------------------------------------------------------
+# The file format
+
+
+class DataDirSource(BaseModel):
+    """A path under the data directory (``HARNESS_DATA_DIR``), pinned by sha256."""
+
+    model_config = _STRICT
+    data_dir: str
+    sha256: Sha256
+
+    def to_source(self) -> DataSource:
+        return DataSource("data_dir", path=self.data_dir, sha256=self.sha256)
+
+
+class PackageSource(BaseModel):
+    """A path inside an installed package that ships the data, pinned by sha256."""
+
+    model_config = _STRICT
+    package: str
+    path: str
+    dist: str | None = None
+    sha256: Sha256
+
+    def to_source(self) -> DataSource:
+        return DataSource("package", package=self.package, path=self.path, dist=self.dist, sha256=self.sha256)
+
+
+class HubSource(BaseModel):
+    """A Hugging Face dataset at a named revision (its bytes are checked by ``content_sha256``)."""
+
+    model_config = _STRICT
+    hub: str
+    config: str | None = None
+    split: str | None = None
+    revision: Annotated[str, Field(min_length=1)]
+    files: list[str] = Field(default_factory=list)
+
+    def to_source(self) -> DataSource:
+        return DataSource("hub", repo=self.hub, config=self.config, split=self.split, revision=self.revision,
+                          files=tuple(self.files))
+
+
+SOURCE_KEYS = ("data_dir", "package", "hub")
+
+
+def _source_type(raw: Any) -> str | None:
+    if isinstance(raw, BaseModel):
+        return next(k for k in SOURCE_KEYS if hasattr(raw, k))
+    if isinstance(raw, dict):
+        present = [k for k in SOURCE_KEYS if k in raw]
+        return present[0] if len(present) == 1 else None
+    return None
+
+
+Source = Annotated[
+    Union[Annotated[DataDirSource, Tag("data_dir")], Annotated[PackageSource, Tag("package")],
+          Annotated[HubSource, Tag("hub")]],
+    Discriminator(_source_type, custom_error_type="source_type",
+                  custom_error_message=f"each source needs exactly one of {', '.join(SOURCE_KEYS)}"),
+]
+
+
+class DataEntry(BaseModel):
+    """One data file: how it is read (``format`` and the format's options, as further keys) and
+    the sources it may come from, tried in order."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    format: str
+    sources: Annotated[list[Source], Field(min_length=1)]
+    content_sha256: Sha256 | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def to_spec(self, name: str) -> DataSpec:
+        return DataSpec(name=name, format=self.format, sources=tuple(s.to_source() for s in self.sources),
+                        content_sha256=self.content_sha256, options=self.options)
+
+
+class TaskFile(BaseModel):
+    """The shape of a task YAML file, field for field."""
+
+    model_config = _STRICT
+    id: Annotated[str, Field(pattern=_ID_PATTERN)]
+    version: Annotated[StrictInt, Field(ge=1)]
+    kind: str
+    title: str | None = None
+    description: str = ""
+    data: dict[str, DataEntry] = Field(default_factory=dict)
+    protocol: dict[str, Any] = Field(default_factory=dict)
+    metrics: list[MetricSpec] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("data", "protocol", "options", "metrics", "tags", "description", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any, info: Any) -> Any:
+        if value is None:
+            return "" if info.field_name == "description" else ([] if info.field_name in ("metrics", "tags") else {})
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _one_primary(cls, metrics: list[MetricSpec]) -> list[MetricSpec]:
+        if metrics:
+            primaries = [m for m in metrics if m.primary]
+            if len(primaries) != 1:
+                raise ValueError(f"exactly one metric must be primary, found {len(primaries)}")
+            names = [m.name for m in metrics]
+            if len(set(names)) != len(names):
+                raise ValueError("metric names must be unique")
+        return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors that name file and field
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in SOURCE_KEYS and i > 0 and isinstance(loc[i - 1], int) and "sources" in loc[:i]:
+            continue  # the union's tag, not a field
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at ``loc`` (a key directly under the model, or under a nested model)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+        ann = field.annotation if field is not None else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _message(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, tuple(err["loc"]))
+        if not allowed:
+            return "unknown key"
+        close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key{hint}; allowed: {', '.join(allowed)}"
+    if err["type"] == "missing":
+        return "is required"
+    if err["type"] == "string_pattern_mismatch" and "sha256" in str(err["loc"][-1]):
+        return "must be 64 lowercase hex digits"
+    return msg.removeprefix("Value error, ")
+
+
+def definition_error(path: Path | str, exc: ValidationError, prefix: str = "",
+                     model: type[BaseModel] | None = None) -> TaskDefinitionError:
+    """A pydantic ValidationError as "<file>: field '<a.b[0].c>': <why>" (every error, first first).
+    ``model`` (the validated model) lets an unknown key list the allowed ones."""
+    lines = []
+    for err in exc.errors():
+        where = _where(tuple(err["loc"]))
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+        lines.append(f"{path}: field {where!r}: {_message(err, model)}")
+    return TaskDefinitionError("; ".join(lines))
+
+
 def _fail(path: Path, fieldname: str, msg: str) -> TaskDefinitionError:
     return TaskDefinitionError(f"{path}: field {fieldname!r}: {msg}")
 
 
-def _parse_source(path: Path, where: str, raw: Any) -> DataSource:
-    if not isinstance(raw, dict):
-        raise _fail(path, where, "each source must be a mapping")
-    types = [t for t in SOURCE_TYPES if t in raw]
-    if len(types) != 1:
-        raise _fail(path, where, f"each source needs exactly one of {', '.join(SOURCE_TYPES)}")
-    kind = types[0]
-    sha = raw.get("sha256")
-    if sha is not None and not (isinstance(sha, str) and _SHA_RE.match(sha)):
-        raise _fail(path, f"{where}.sha256", "must be 64 lowercase hex digits")
-    allowed = {
-        "data_dir": {"data_dir", "sha256"},
-        "package": {"package", "path", "dist", "sha256"},
-        "hub": {"hub", "config", "split", "revision", "files"},
-    }[kind]
-    extra = set(raw) - allowed
-    if extra:
-        raise _fail(path, where, f"unknown keys {sorted(extra)} for a {kind} source")
-    if kind == "data_dir":
-        if sha is None:
-            raise _fail(path, f"{where}.sha256", "a data_dir source must be pinned by sha256")
-        return DataSource("data_dir", path=str(raw["data_dir"]), sha256=sha)
-    if kind == "package":
-        if sha is None or "path" not in raw:
-            raise _fail(path, where, "a package source needs path and sha256")
-        return DataSource(
-            "package", package=str(raw["package"]), path=str(raw["path"]), dist=raw.get("dist"), sha256=sha
-        )
-    if not raw.get("revision"):
-        raise _fail(path, f"{where}.revision", "a hub source must name a revision")
-    return DataSource(
-        "hub",
-        repo=str(raw["hub"]),
-        config=raw.get("config"),
-        split=raw.get("split"),
-        revision=str(raw["revision"]),
-        files=tuple(raw.get("files") or ()),
-    )
+# ---------------------------------------------------------------------------------------------
+# Loading
 
 
-def _parse_data(path: Path, raw: Any) -> dict[str, DataSpec]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise _fail(path, "data", "must be a mapping of name -> {format, sources}")
-    out = {}
-    for name, spec in raw.items():
-        where = f"data.{name}"
-        if not isinstance(spec, dict):
-            raise _fail(path, where, "must be a mapping")
-        sources = spec.get("sources")
-        if not isinstance(sources, list) or not sources:
-            raise _fail(path, f"{where}.sources", "must be a non-empty list")
-        content = spec.get("content_sha256")
-        if content is not None and not _SHA_RE.match(str(content)):
-            raise _fail(path, f"{where}.content_sha256", "must be 64 lowercase hex digits")
-        if "format" not in spec:
-            raise _fail(path, f"{where}.format", "is required (how the file is read)")
-        options = {k: v for k, v in spec.items() if k not in ("sources", "content_sha256", "format")}
-        out[name] = DataSpec(
-            name=name,
-            format=str(spec["format"]),
-            sources=tuple(_parse_source(path, f"{where}.sources[{i}]", s) for i, s in enumerate(sources)),
-            content_sha256=content,
-            options=options,
-        )
-    return out
+def _check_formats(path: Path, data: dict[str, DataEntry]) -> None:
+    """Each data entry's format and options, through the registered data formats when present."""
+    try:
+        from harness import formats
+    except ImportError:
+        return
+    check = getattr(formats, "check_options", None)
+    if check is None:
+        return
+    for name, entry in data.items():
+        check(entry.format, entry.options, f"{path}: field 'data.{name}'")
 
 
-def _parse_metrics(path: Path, raw: Any, kind: str) -> tuple[MetricSpec, ...]:
-    if kind == "calibration":
-        return ()
-    if not isinstance(raw, list) or not raw:
+def _check_kind(path: Path, parsed: TaskFile) -> None:
+    from harness.kinds import get_kind, kind_names
+
+    try:
+        kind = get_kind(parsed.kind)
+    except UnknownNameError:
+        raise _fail(path, "kind", f"unknown task kind {parsed.kind!r}; must be one of {', '.join(kind_names())}") from None
+    except HarnessError as exc:
+        raise _fail(path, "kind", str(exc)) from None
+    try:
+        kind.protocol.model_validate(parsed.protocol)
+    except ValidationError as exc:
+        raise definition_error(path, exc, prefix="protocol", model=kind.protocol) from None
+    if kind.has_metrics and not parsed.metrics:
         raise _fail(path, "metrics", "must be a non-empty list")
-    out = []
-    for i, m in enumerate(raw):
-        if not isinstance(m, dict) or "name" not in m or "higher_is_better" not in m:
-            raise _fail(path, f"metrics[{i}]", "needs name and higher_is_better")
-        if not isinstance(m["higher_is_better"], bool):
-            raise _fail(path, f"metrics[{i}].higher_is_better", "must be true or false")
-        out.append(
-            MetricSpec(str(m["name"]), m["higher_is_better"], bool(m.get("primary", False)), m.get("description", ""))
-        )
-    primaries = [m for m in out if m.primary]
-    if len(primaries) != 1:
-        raise _fail(path, "metrics", f"exactly one metric must be primary, found {len(primaries)}")
-    names = [m.name for m in out]
-    if len(set(names)) != len(names):
-        raise _fail(path, "metrics", "metric names must be unique")
-    return tuple(out)
+    if not kind.has_metrics and parsed.metrics:
+        raise _fail(path, "metrics", f"tasks of kind {kind.name!r} declare no metrics")
+    for i, m in enumerate(parsed.metrics):
+        why = kind.metric_error(m.name)
+        if why:
+            raise _fail(path, f"metrics[{i}].name", f"{m.name!r} cannot be computed: {why}")
+
+
+def parse_task(raw: Any, path: Path) -> Task:
+    """Validate one task file's content; errors name ``path`` and the field."""
+    if not isinstance(raw, dict):
+        raise TaskDefinitionError(f"{path}: a task file must be a mapping")
+    try:
+        parsed = TaskFile.model_validate(raw)
+    except ValidationError as exc:
+        raise definition_error(path, exc, model=TaskFile) from None
+    _check_kind(path, parsed)
+    _check_formats(path, parsed.data)
+    return Task(
+        id=parsed.id,
+        version=parsed.version,
+        kind=parsed.kind,
+        title=parsed.title if parsed.title is not None else parsed.id,
+        description=parsed.description.strip(),
+        data={name: entry.to_spec(name) for name, entry in parsed.data.items()},
+        protocol=dict(parsed.protocol),
+        metrics=tuple(parsed.metrics),
+        options=dict(parsed.options),
+        tags=tuple(parsed.tags),
+        path=path,
+    )
 
 
 def load_task_file(path: Path) -> Task:
@@ -154,70 +321,72 @@ def load_task_file(path: Path) -> Task:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise TaskDefinitionError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise TaskDefinitionError(f"{path}: a task file must be a mapping")
-    unknown = set(raw) - TOP_LEVEL_KEYS
-    if unknown:
-        raise _fail(path, sorted(unknown)[0], f"unknown key; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
-    for key in ("id", "version", "kind"):
-        if key not in raw:
-            raise _fail(path, key, "is required")
-    task_id = str(raw["id"])
-    if not _ID_RE.match(task_id):
-        raise _fail(path, "id", "use lowercase letters, digits, '.', '_' and '-'")
-    if not isinstance(raw["version"], int) or raw["version"] < 1:
-        raise _fail(path, "version", "must be a positive integer")
-    kind = raw["kind"]
-    if kind not in KINDS:
-        raise _fail(path, "kind", f"must be one of {', '.join(KINDS)}")
-    protocol = raw.get("protocol") or {}
-    if not isinstance(protocol, dict):
-        raise _fail(path, "protocol", "must be a mapping")
-    options = raw.get("options") or {}
-    if not isinstance(options, dict):
-        raise _fail(path, "options", "must be a mapping")
-    return Task(
-        id=task_id,
-        version=raw["version"],
-        kind=kind,
-        title=str(raw.get("title", task_id)),
-        description=str(raw.get("description", "")).strip(),
-        data=_parse_data(path, raw.get("data")),
-        protocol=protocol,
-        metrics=_parse_metrics(path, raw.get("metrics"), kind),
-        options=options,
-        tags=tuple(raw.get("tags") or ()),
-        path=path,
-    )
+    return parse_task(raw, path)
 
 
-_cache: dict[Path, dict[str, Task]] = {}
+class TaskSet(dict):
+    """Tasks by id (a dict), with the files that failed to load in :attr:`errors` (path -> error)
+    and the ids those files declare, where readable, in :attr:`broken_ids`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[Path, TaskDefinitionError] = {}
+        self.broken_ids: dict[str, Path] = {}
 
 
-def load_tasks(directory: Path | None = None) -> dict[str, Task]:
-    """All tasks under the tasks directory, keyed by id (ids must be unique)."""
+def _declared_id(path: Path) -> str | None:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, OSError):
+        return None
+    return str(raw["id"]) if isinstance(raw, dict) and "id" in raw else None
+
+
+_cache: dict[Path, TaskSet] = {}
+
+
+def load_tasks(directory: Path | None = None) -> TaskSet:
+    """All tasks under the tasks directory that load, keyed by id (ids must be unique). Files
+    that do not load are kept in the returned set's ``errors``; they never block the others."""
     directory = (directory or config.tasks_dir()).resolve()
     if directory in _cache:
         return _cache[directory]
-    tasks: dict[str, Task] = {}
+    tasks = TaskSet()
     for path in sorted(directory.rglob("*.yaml")):
-        task = load_task_file(path)
-        if task.id in tasks:
-            raise TaskDefinitionError(f"{path}: field 'id': {task.id!r} is also defined in {tasks[task.id].path}")
+        try:
+            task = load_task_file(path)
+            if task.id in tasks:
+                raise _fail(path, "id", f"{task.id!r} is also defined in {tasks[task.id].path}")
+        except TaskDefinitionError as exc:
+            tasks.errors[path] = exc
+            declared = _declared_id(path)
+            if declared:
+                tasks.broken_ids.setdefault(declared, path)
+            continue
         tasks[task.id] = task
     _cache[directory] = tasks
     return tasks
 
 
+def task_errors(directory: Path | None = None) -> dict[Path, TaskDefinitionError]:
+    """Task files that failed to load, with their error."""
+    return dict(load_tasks(directory).errors)
+
+
+def _get(name: str, what: str, calibration: bool, directory: Path | None) -> Task:
+    all_tasks = load_tasks(directory)
+    tasks = {k: v for k, v in all_tasks.items() if (v.kind == "calibration") == calibration}
+    if name in tasks:
+        return tasks[name]
+    if name in all_tasks.broken_ids:
+        raise all_tasks.errors[all_tasks.broken_ids[name]]
+    raise UnknownNameError(what, name, tasks)
+
+
 def get_task(task_id: str, directory: Path | None = None) -> Task:
-    tasks = {k: v for k, v in load_tasks(directory).items() if v.kind != "calibration"}
-    if task_id not in tasks:
-        raise UnknownNameError("task", task_id, tasks)
-    return tasks[task_id]
+    return _get(task_id, "task", False, directory)
 
 
 def get_calibration(name: str, directory: Path | None = None) -> Task:
-    tasks = {k: v for k, v in load_tasks(directory).items() if v.kind == "calibration"}
-    if name not in tasks:
-        raise UnknownNameError("calibration set", name, tasks)
-    return tasks[name]
+    return _get(name, "calibration set", True, directory)
+

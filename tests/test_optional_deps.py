@@ -15,7 +15,7 @@ from harness.llm.calibration import RANDOM_TOKENS, load_calibration
 from harness.errors import HarnessError, ParamError
 from harness.registry import get_method
 from harness.results import ResultStore
-from harness.runner import RunRequest, _resolve_params, execute
+from harness.runner import RunRequest, execute, resolve_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,9 +70,9 @@ def test_random_token_calibration_is_seeded_and_in_vocab():
 
 def test_config_models_default_to_random_token_calibration_and_refuse_text():
     info = get_method("shortgpt")
-    assert _resolve_params(info, {"blocks": "1"}, "config:tiny-llama").calibration == RANDOM_TOKENS
+    assert resolve_params(info, {"blocks": "1"}, "config:tiny-llama").calibration == RANDOM_TOKENS
     with pytest.raises(ParamError, match="no tokenizer"):
-        _resolve_params(info, {"blocks": "1", "calibration": "c4-sample1k"}, "config:tiny-llama")
+        resolve_params(info, {"blocks": "1", "calibration": "c4-sample1k"}, "config:tiny-llama")
 
 
 def test_shortgpt_on_a_config_model_runs_and_records_its_calibration(tmp_path):

@@ -79,7 +79,7 @@ def test_entry_point_plugin_registers_a_method(tmp_path, monkeypatch):
             @register_method("plugin-noop", "pruning", P)
             class PluginNoop(PruningMethod):
                 '''A third-party no-op method.'''
-                def prune(self, model, calibration):
+                def _prune(self, model, calibration):
                     return PruneReport()
             """
         )

@@ -68,7 +68,7 @@ class BoomParams(MethodParams):
 class Boom(PruningMethod):
     """Fails on purpose (tests)."""
 
-    def prune(self, model, calibration):
+    def _prune(self, model, calibration):
         raise RuntimeError("exploded while pruning")
 
 

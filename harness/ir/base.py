@@ -10,16 +10,20 @@ Both families are PyTerrier transformers, so pipelines compose with ``>>``, ``%`
 
 Adapters count their model calls in ``self.stats`` (e.g. ``{"model_calls": 1234}``) so the cost of
 LLM rerankers is stored with the result.
+
+Lifecycle: the runner calls ``method.setup(ctx)`` once per run (rerankers take the run's device
+from it), then the evaluator of each task; a retrieval evaluator sets the depth of the run with
+``method.set_depth(cutoff)``.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.params import MethodParams
+from harness.kinds import MethodBase, SetupContext, SetupOutput
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,28 @@ class IRCollection:
     data: list[dict[str, Any]] = field(default_factory=list)  # ResolvedData.provenance() entries
 
 
-class RetrievalMethod(ABC):
-    method_name: ClassVar[str]
-    family: ClassVar[str] = "retrieval"
-    Params: ClassVar[type[MethodParams]]
+class _IRMethod(MethodBase):
+    """What both IR families share: the model is a parameter (--params model=...), not --model."""
 
-    def __init__(self, params: MethodParams):
-        self.params = params
-        self.stats: dict[str, Any] = {}
+    takes_model: ClassVar[bool] = False
+
+    def setup(self, ctx: SetupContext) -> SetupOutput:
+        """Called once per run: the method takes the run's device (models load lazily, on first use)."""
+        self.device = ctx.device
+        return self.setup_output
+
+
+class RetrievalMethod(_IRMethod):
+    family: ClassVar[str] = "retrieval"
+    num_results: int = 1000  # depth of the run the transformer returns
+
+    def set_depth(self, depth: int) -> None:
+        """Retrieve exactly ``depth`` documents per topic (the task's cut-off)."""
+        self.num_results = int(depth)
+
+    def setup(self, ctx: SetupContext) -> SetupOutput:
+        # retrievers read their device from their own parameters (an index is device-independent)
+        return self.setup_output
 
     @abstractmethod
     def index(self, corpus: Corpus) -> None:
@@ -78,14 +96,8 @@ class RetrievalMethod(ABC):
         """A PyTerrier transformer: topics -> ranked run."""
 
 
-class RerankingMethod(ABC):
-    method_name: ClassVar[str]
+class RerankingMethod(_IRMethod):
     family: ClassVar[str] = "reranking"
-    Params: ClassVar[type[MethodParams]]
-
-    def __init__(self, params: MethodParams):
-        self.params = params
-        self.stats: dict[str, Any] = {}
 
     @abstractmethod
     def transformer(self) -> Any:

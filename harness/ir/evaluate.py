@@ -195,6 +195,60 @@ def _latency(fn: Any, inputs: list[Any], warmup: int, device: str) -> dict[str, 
     }
 
 
+def _retrieve(task: Task, method: Any, coll: IRCollection, topics: pd.DataFrame, cutoff: int,
+              efficiency: dict[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """Index (timed; adapters cache by corpus digest), then one pass over all topics (timed)."""
+    method.set_depth(cutoff)  # retrieval adapters retrieve exactly the protocol's depth
+    if coll.corpus is None:
+        raise HarnessError(f"task {task.id!r}: a retrieval task needs a corpus")
+    t0 = time.perf_counter()
+    method.index(coll.corpus)
+    efficiency["index_seconds"] = time.perf_counter() - t0
+    transformer = method.transformer()
+    t0 = time.perf_counter()
+    raw = transformer(topics)
+    efficiency["retrieval_seconds"] = time.perf_counter() - t0
+    return transformer, raw
+
+
+def _rerank(task: Task, ctx: RunContext, coll: IRCollection, lat_cfg: Any,
+            efficiency: dict[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """Each query reranked once, alone; that call is also its latency."""
+    method = ctx.method
+    if coll.first_stage is None:
+        raise HarnessError(f"task {task.id!r}: a reranking task needs a first stage")
+    fs = coll.first_stage.copy()
+    fs["qid"] = fs["qid"].astype(str)
+    transformer = method.transformer()
+    if hasattr(transformer, "progress"):  # one bar over the queries here, not one per call
+        transformer.progress = False
+    # Rerankers are expensive (LLM calls): each query is reranked once, alone, and that call is
+    # the per-query latency (no second pass that would double the cost and the call counts).
+    groups = [g.reset_index(drop=True) for _, g in fs.groupby("qid", sort=False)]
+    parts, durations = [], []
+    t0 = time.perf_counter()
+    for g in tqdm(groups, desc=f"rerank {task.id}", unit="query", disable=not ctx.progress):
+        t1 = time.perf_counter()
+        parts.append(transformer(g))
+        durations.append(time.perf_counter() - t1)
+    efficiency["rerank_seconds"] = time.perf_counter() - t0
+    raw = pd.concat(parts, ignore_index=True) if parts else fs.iloc[:0]
+    # the first query pays the model load; later ones are warm (override with latency.warmup)
+    rr_warmup = int(lat_cfg.get("warmup", 1)) if isinstance(lat_cfg, dict) else 1
+    timed = durations[rr_warmup:] if len(durations) > rr_warmup else durations
+    if timed and not ctx.extra.get("skip_latency", False):
+        efficiency["latency"] = {
+            **latency_stats(timed),
+            "device": ctx.device,
+            "threads": _torch_threads(),
+            "batch_size": getattr(getattr(method, "params", None), "batch_size", None),
+            "warmup_queries": len(durations) - len(timed),
+            "what": "wall time of reranking one query's candidates in the evaluation pass "
+                    "(the first queries are excluded as warm-up: model loading)",
+        }
+    return transformer, raw
+
+
 def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
     if task.kind not in ("retrieval", "reranking"):
         raise HarnessError(f"task {task.id!r} of kind {task.kind!r} is not an IR task")
@@ -212,53 +266,11 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
     efficiency: dict[str, Any] = {}
 
     if task.kind == "retrieval":
-        if hasattr(method, "num_results"):  # retrieval adapters retrieve exactly the protocol's depth
-            method.num_results = cutoff
-        if coll.corpus is None:
-            raise HarnessError(f"task {task.id!r}: a retrieval task needs a corpus")
-        t0 = time.perf_counter()
-        method.index(coll.corpus)
-        efficiency["index_seconds"] = time.perf_counter() - t0
-        transformer = method.transformer()
-        t0 = time.perf_counter()
-        raw = transformer(topics)
-        efficiency["retrieval_seconds"] = time.perf_counter() - t0
+        transformer, raw = _retrieve(task, method, coll, topics, cutoff, efficiency)
         latency_inputs = _topic_rows(topics)
     else:
-        if coll.first_stage is None:
-            raise HarnessError(f"task {task.id!r}: a reranking task needs a first stage")
-        fs = coll.first_stage.copy()
-        fs["qid"] = fs["qid"].astype(str)
-        if hasattr(method, "device"):
-            method.device = ctx.device
-        transformer = method.transformer()
-        if hasattr(transformer, "progress"):  # one bar over the queries here, not one per call
-            transformer.progress = False
-        # Rerankers are expensive (LLM calls): each query is reranked once, alone, and that call is
-        # the per-query latency (no second pass that would double the cost and the call counts).
-        groups = [g.reset_index(drop=True) for _, g in fs.groupby("qid", sort=False)]
-        parts, durations = [], []
-        t0 = time.perf_counter()
-        for g in tqdm(groups, desc=f"rerank {task.id}", unit="query", disable=not ctx.progress):
-            t1 = time.perf_counter()
-            parts.append(transformer(g))
-            durations.append(time.perf_counter() - t1)
-        efficiency["rerank_seconds"] = time.perf_counter() - t0
-        raw = pd.concat(parts, ignore_index=True) if parts else fs.iloc[:0]
+        transformer, raw = _rerank(task, ctx, coll, lat_cfg, efficiency)
         latency_inputs = []
-        # the first query pays the model load; later ones are warm (override with latency.warmup)
-        rr_warmup = int(lat_cfg.get("warmup", 1)) if isinstance(lat_cfg, dict) else 1
-        timed = durations[rr_warmup:] if len(durations) > rr_warmup else durations
-        if timed and not ctx.extra.get("skip_latency", False):
-            efficiency["latency"] = {
-                **latency_stats(timed),
-                "device": ctx.device,
-                "threads": _torch_threads(),
-                "batch_size": getattr(getattr(method, "params", None), "batch_size", None),
-                "warmup_queries": len(durations) - len(timed),
-                "what": "wall time of reranking one query's candidates in the evaluation pass "
-                        "(the first queries are excluded as warm-up: model loading)",
-            }
 
     run = normalize_run(raw, cutoff)
     unknown = set(run["qid"]) - set(qids)

@@ -9,19 +9,29 @@ Calibration sets are declared like tasks (``tasks/calibration/*.yaml``) and pinn
 from __future__ import annotations
 
 import random
-
-import torch
+from typing import TYPE_CHECKING
 
 from harness import data as datamod
 from harness.errors import HarnessError
-from harness.llm.pruning import Calibration
+from harness.kinds import TaskKind
 from harness.tasks import Task, get_calibration
 from harness.llm.textdata import read_documents
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.llm.pruning import Calibration
+
+# torch is imported where it is used: loading the task files (this kind's record) must not pay for it.
 
 DEFAULT_ORDER = ("c4", "c4-sample1k", "wikipedia-gensim")  # 'auto': the first available
 # Uniform random token ids: the calibration of random-weight config: models (no tokenizer, and no
 # text would make their statistics meaningful). Good for shapes and latency, never for quality.
 RANDOM_TOKENS = "random-tokens"
+
+# Calibration sets are declared like tasks, as a kind that is never evaluated and has no metrics.
+KIND = TaskKind(name="calibration", evaluator=None, has_metrics=False,
+                description="a calibration set for pruning (tasks/calibration/*.yaml)")
 
 
 def resolve_calibration_name(name: str) -> str:
@@ -41,6 +51,8 @@ def resolve_calibration_name(name: str) -> str:
 
 
 def sample_windows(docs: list[str], tokenizer, nsamples: int, seqlen: int, seed: int) -> torch.Tensor:
+    import torch
+
     rng = random.Random(seed)  # same stream as random.seed(seed) + random.randint in the references
     long_enough = 0
     windows = []
@@ -64,12 +76,16 @@ def sample_windows(docs: list[str], tokenizer, nsamples: int, seqlen: int, seed:
 
 
 def random_token_windows(vocab_size: int, nsamples: int, seqlen: int, seed: int) -> torch.Tensor:
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab_size, (nsamples, seqlen), generator=gen)
 
 
 def load_calibration(tokenizer, *, name: str, nsamples: int, seqlen: int, seed: int,
                      vocab_size: int | None = None) -> Calibration:
+    from harness.llm.pruning import Calibration
+
     if name == RANDOM_TOKENS:
         if vocab_size is None:
             raise HarnessError("calibration=random-tokens needs the model's vocabulary size")

@@ -17,28 +17,72 @@ reporting numbers it did not measure.
 from __future__ import annotations
 
 import platform
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
-import torch
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
+
+from pydantic import Field
 
 from harness.errors import HarnessError, TaskDefinitionError
-from harness.kinds import EvalOutput, Metric, RunContext, register_evaluator
-from harness.llm.latency import (
-    PeakMemory,
-    decode_fn,
-    decode_setup,
-    make_timer,
-    prefill_fn,
-    random_input_ids,
-    semi_structured_unavailable,
-    summarize,
-    to_semi_structured,
-)
-from harness.llm.pruning import prunable_linears
+from harness.kinds import EvalOutput, Metric, Protocol, RunContext, TaskKind, Track, device_and_dtype, fixed_metrics
 from harness.tasks import Task
 
+if TYPE_CHECKING:
+    import torch
+
+    from harness.llm.latency import PeakMemory
+
+# torch and the timing helpers are imported where they are used: loading the task files (this
+# kind's record) must not pay for torch.
+
+
+def prunable_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
+    from harness.llm.pruning import prunable_linears as linears
+
+    return linears(model)
+
+
+def semi_structured_unavailable(device: str, dtype: Any) -> str | None:
+    from harness.llm.latency import semi_structured_unavailable as why
+
+    return why(device, dtype)
+
+
+def to_semi_structured(model: torch.nn.Module, linears: dict[str, torch.nn.Linear]) -> dict[str, Any]:
+    from harness.llm.latency import to_semi_structured as convert
+
+    return convert(model, linears)
+
 SPARSE_KERNELS = ("none", "semi_structured")
+METRICS = ("prefill_tokens_per_s", "prefill_ms_p50", "decode_tokens_per_s", "peak_memory_mb")
+
+_Pos = Annotated[int, Field(ge=1)]
+_Ints = Union[_Pos, list[_Pos]]
+
+
+class PrefillGrid(Protocol):
+    batch_sizes: _Ints
+    seqlens: _Ints
+
+
+class DecodeGrid(Protocol):
+    batch_size: _Ints
+    prompt_len: _Ints
+    new_tokens: _Ints
+
+
+class LatencyGrid(Protocol):
+    prefill: PrefillGrid
+    decode: DecodeGrid
+    warmup: Union[Annotated[int, Field(ge=0)], list[Annotated[int, Field(ge=0)]]]
+    repeats: _Ints
+    decode_repeats: _Ints
+    threads: _Ints | None = None  # pin the intra-op thread count (CPU); unset: the process's
+
+
+class LatencyProtocol(Protocol):
+    sparse_kernels: Literal["none", "semi_structured"] = "none"
+    grids: dict[Literal["cpu", "cuda"], LatencyGrid]
 
 
 def device_type(device: str) -> str:
@@ -46,6 +90,8 @@ def device_type(device: str) -> str:
 
 
 def device_name(device: str) -> str:
+    import torch
+
     if device_type(device) == "cuda":
         return torch.cuda.get_device_name(torch.device(device))
     try:
@@ -95,6 +141,10 @@ def _grid(task: Task, device: str) -> dict[str, Any]:
 def _measure(model: torch.nn.Module, grid: dict[str, Any], device: str, seed: int, vocab: int,
              progress: bool) -> dict[str, dict[str, Any]]:
     """Every prefill cell and the decode measurement: item name -> {config, durations, stats}."""
+    from tqdm.auto import tqdm
+
+    from harness.llm.latency import decode_fn, decode_setup, make_timer, prefill_fn, random_input_ids, summarize
+
     timer = make_timer(device)
     cells: dict[str, dict[str, Any]] = {}
     plan = [(b, s) for b in grid["batch_sizes"] for s in grid["seqlens"]]
@@ -139,6 +189,8 @@ def _metrics(cells: dict[str, dict[str, Any]], grid: dict[str, Any], peak: PeakM
 
 
 def _environment(device: str, model: torch.nn.Module) -> dict[str, Any]:
+    import torch
+
     return {
         "device": device,
         "device_type": device_type(device),
@@ -151,8 +203,11 @@ def _environment(device: str, model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-@register_evaluator("latency")
 def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
+    import torch
+
+    from harness.llm.latency import PeakMemory, make_timer
+
     if ctx.model is None:
         raise HarnessError(f"task {task.id} needs a causal LM")
     model = ctx.model.model
@@ -221,3 +276,15 @@ def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
                           "prefill_logits": "last position only (logits_to_keep=1)"},
         efficiency={"latency": efficiency},
     )
+
+
+KIND = TaskKind(
+    name="latency",
+    evaluator=evaluate_latency,
+    families=("pruning",),
+    track=Track("latency", "Latency", order=40),
+    protocol=LatencyProtocol,
+    metric_error=fixed_metrics(*METRICS),
+    run_protocol=device_and_dtype,  # figures depend on the machine: device and dtype are protocol
+    description="prefill latency, decode throughput and peak memory of the (pruned) model",
+)

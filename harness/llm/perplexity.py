@@ -11,16 +11,21 @@ import hashlib
 import math
 import os
 
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
+
+from pydantic import Field
 
 from harness import config
 from harness.data import resolve
 from harness.errors import HarnessError
-from harness.kinds import EvalOutput, Metric, RunContext, register_evaluator
+from harness.kinds import EvalOutput, Metric, Protocol, RunContext, TaskKind, Track, fixed_metrics
 from harness.tasks import Task
 from harness.llm.textdata import read_text
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: loading the task files must not pay for it.
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -45,6 +50,8 @@ def tokenize_windows(tokenizer, text: str, seqlen: int, cache: bool = True) -> t
 
     Tokenising a whole test set takes seconds; the ids are cached on disk by (text digest,
     tokenizer digest), so repeated evaluations cost only the model's forward passes."""
+    import torch
+
     if not cache:
         ids = _token_ids(tokenizer, text)
     else:
@@ -64,9 +71,23 @@ def tokenize_windows(tokenizer, text: str, seqlen: int, cache: bool = True) -> t
     return ids[: n * seqlen].view(n, seqlen)
 
 
-@torch.inference_mode()
+class PerplexityProtocol(Protocol):
+    seqlen: int = Field(2048, ge=2)  # tokens per window
+
+
 def window_nll(model, windows: torch.Tensor, device: str, batch_size: int = 1, progress: bool = True) -> torch.Tensor:
     """Sum of token NLLs of each window (float64), predicting tokens 1..seqlen-1 from their prefix."""
+    import torch
+
+    with torch.inference_mode():
+        return _window_nll(model, windows, device, batch_size, progress)
+
+
+def _window_nll(model, windows: torch.Tensor, device: str, batch_size: int, progress: bool) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
     sums = []
     bar = tqdm(total=windows.shape[0], desc="perplexity windows", unit="win", disable=not progress)
     for start in range(0, windows.shape[0], batch_size):
@@ -81,11 +102,10 @@ def window_nll(model, windows: torch.Tensor, device: str, batch_size: int = 1, p
     return torch.cat(sums)
 
 
-@register_evaluator("perplexity")
 def evaluate_perplexity(task: Task, ctx: RunContext) -> EvalOutput:
     if ctx.model is None or ctx.model.tokenizer is None:
         raise HarnessError(f"task {task.id} needs a causal LM with a tokenizer")
-    seqlen = int(task.protocol.get("seqlen", 2048))
+    seqlen = task.settings.seqlen
     resolved = resolve(task.data["text"])
     text = read_text(resolved)
     windows = tokenize_windows(ctx.model.tokenizer, text, seqlen)
@@ -118,3 +138,14 @@ def evaluate_perplexity(task: Task, ctx: RunContext) -> EvalOutput:
             "tokenizer": f"{type(ctx.model.tokenizer).__name__} (vocab {len(ctx.model.tokenizer)})",
         },
     )
+
+
+KIND = TaskKind(
+    name="perplexity",
+    evaluator=evaluate_perplexity,
+    families=("pruning",),
+    track=Track("llm", "LLM pruning", order=10),
+    protocol=PerplexityProtocol,
+    metric_error=fixed_metrics("ppl", "nll"),
+    description="token perplexity over non-overlapping windows of a pinned text",
+)

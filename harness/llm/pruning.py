@@ -1,22 +1,41 @@
 """The pruning family's interface and the helpers its adapters share.
 
-A pruning adapter receives a causal LM (in place) and, when it asks for it, calibration data; it
-changes the model and returns a :class:`PruneReport` of what it did. Adapters prune the linear
+A pruning adapter implements :meth:`PruningMethod._prune`: it receives a causal LM (in place) and,
+when it asks for it (``needs_calibration``), calibration data; it changes the model and returns a
+:class:`PruneReport` of what it did (layers, target and measured sparsity, its own details). The
+fixed :meth:`PruningMethod.prune` around it times the call and counts the parameters before and
+after, so an adapter file holds only its algorithm and its parameters. Adapters prune the linear
 layers inside the transformer blocks and leave embeddings and the LM head dense, as the papers do.
+
+A minimal adapter::
+
+    @register_method("mymethod", "pruning", SparsityParams)
+    class MyMethod(PruningMethod):
+        '''One-line summary shown on the leaderboard. Cite the paper here.'''
+
+        def _prune(self, model, calibration):
+            linears = prunable_linears(model)
+            ...  # zero weights in place
+            return build_report(linears, self.params.sparsity, details={"pattern": self.params.pattern})
 """
 
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
+import logging
+import time
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 import torch
 from torch import nn
 
-from harness.errors import ParamError
-from harness.params import MethodParams
+from harness.errors import HarnessError, ParamError
+from harness.kinds import MethodBase, SetupContext, SetupOutput
+from harness.params import MethodParams, build_params
+
+log = logging.getLogger("harness")
 
 # ---------------------------------------------------------------------------------------------
 # Parameters shared by pruning methods
@@ -103,20 +122,112 @@ class PruneReport:
         return dataclasses.asdict(self)
 
 
-class PruningMethod(ABC):
-    """Base class of pruning adapters. Subclasses are registered with ``register_method``."""
+class PruningMethod(MethodBase):
+    """Base class of pruning adapters. Subclasses are registered with ``register_method`` and
+    implement :meth:`_prune` (the algorithm only); :meth:`prune` is fixed (a template method: it
+    times the call, counts parameters before and after and fills the report's common fields).
 
-    method_name: ClassVar[str]
+    Lifecycle, as the runner drives it: :meth:`resolve_params` (before the run id is computed),
+    :meth:`check_model`, then :meth:`setup` once (load the model, build calibration data when the
+    method needs it, prune, optionally save), then the evaluators of the tasks."""
+
     family: ClassVar[str] = "pruning"
-    Params: ClassVar[type[MethodParams]]
     needs_calibration: ClassVar[bool] = False
+    takes_model: ClassVar[bool] = True  # the runner requires --model
+    # True when the method removes weights (blocks, channels): params_after counts what remains;
+    # False for masks: params_after counts the non-zero parameters.
+    removes_weights: ClassVar[bool] = False
 
-    def __init__(self, params: MethodParams):
-        self.params = params
+    # ----------------------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def resolve_params(cls, raw: dict[str, str], model: str | None) -> MethodParams:
+        """Typed parameters; ``calibration=auto`` becomes a concrete calibration set first (it is
+        stored in the run's parameters). A config: model has random weights and no tokenizer: its
+        only calibration is random token ids."""
+        raw = dict(raw)
+        defaults = {name: default for name, _, default in cls.Params.describe()}
+        if "calibration" in defaults:
+            from harness.llm.calibration import RANDOM_TOKENS, resolve_calibration_name
+
+            name = raw.get("calibration", defaults["calibration"])
+            if model and model.startswith("config:"):
+                if name == "auto":
+                    name = RANDOM_TOKENS
+                elif name != RANDOM_TOKENS:
+                    raise ParamError(
+                        f"calibration={name!r}: model {model} has random weights and no tokenizer; "
+                        f"its calibration is calibration={RANDOM_TOKENS} (the default for config: models)"
+                    )
+            raw["calibration"] = resolve_calibration_name(name)
+        return build_params(cls.Params, raw, method=cls.method_name)
+
+    @classmethod
+    def check_model(cls, model: str | None) -> None:
+        from harness.llm import models as modelsmod
+
+        if not model:
+            raise HarnessError(f"method {cls.method_name} prunes a model: give --model (e.g. smollm2-135m)")
+        modelsmod.check_model_id(model)
+
+    def setup(self, ctx: SetupContext) -> SetupOutput:
+        """Load the model, build the calibration data when needed, prune, save when asked."""
+        from harness.llm import models as modelsmod
+
+        out = self.setup_output
+        t0 = time.perf_counter()
+        log.info("loading model %s", ctx.model)
+        loaded = modelsmod.load_model(ctx.model, device=ctx.device, dtype=ctx.dtype)
+        out.model = loaded
+        out.timings["load_seconds"] = time.perf_counter() - t0
+        calibration = None
+        if self.needs_calibration:
+            t0 = time.perf_counter()
+            calibration = self.load_calibration(loaded)
+            out.timings["calibration_seconds"] = time.perf_counter() - t0
+        log.info("pruning with %s %s", self.method_name, self.params.semantic_dict())
+        t0 = time.perf_counter()
+        report = self.prune(loaded.model, calibration)
+        out.timings["prune_seconds"] = time.perf_counter() - t0
+        doc = report.to_dict() | {"calibration": calibration.source if calibration else None}
+        out.sections = {"pruning": doc, "calibration": doc["calibration"]}
+        if ctx.save_model is not None:
+            modelsmod.save_model(loaded, ctx.save_model, {
+                "method": self.method_name, "params": self.params.to_dict(), "pruning": doc, "command": ctx.command,
+            })
+            log.info("saved pruned model to %s", ctx.save_model)
+        return out
+
+    def load_calibration(self, loaded: Any) -> Calibration:
+        """The calibration windows the parameters ask for (``CalibrationParams`` fields)."""
+        from harness.llm.calibration import load_calibration
+
+        p = self.params
+        log.info("calibration: %s x %s tokens from %s (seed %s)", p.nsamples, p.seqlen, p.calibration, p.seed)
+        return load_calibration(
+            loaded.tokenizer, name=p.calibration, nsamples=p.nsamples, seqlen=p.seqlen, seed=p.seed,
+            vocab_size=int(loaded.model.config.vocab_size),
+        )
+
+    # ----------------------------------------------------------------------------- pruning
+
+    @final
+    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
+        """Change ``model`` in place through :meth:`_prune` and report what was done."""
+        if self.needs_calibration and calibration is None:
+            raise HarnessError(f"{self.method_name} needs calibration data")
+        t0 = time.perf_counter()
+        params_before = count_parameters(model)
+        report = self._prune(model, calibration)
+        report.params_before = params_before
+        report.params_after = count_parameters(model) if self.removes_weights else count_nonzero_parameters(model)
+        report.details = {"method": self.method_name, **report.details, "seconds": time.perf_counter() - t0}
+        return report
 
     @abstractmethod
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        """Change ``model`` in place and report what was done."""
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
+        """The algorithm: change ``model`` in place; return the layers, target and measured
+        sparsity and the method's details (counts and timing are filled in by :meth:`prune`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,12 +299,10 @@ def nm_mask_from_scores(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return mask.reshape(rows, cols)
 
 
-def build_report(model: nn.Module, linears: dict[str, nn.Linear], target: float, params_before: int,
-                 details: dict[str, Any] | None = None) -> PruneReport:
+def build_report(linears: dict[str, nn.Linear], target: float, details: dict[str, Any] | None = None) -> PruneReport:
+    """The report of a mask: one entry per pruned linear (parameter counts: see ``prune``)."""
     return PruneReport(
         layers=[layer_entry(name, mod, target) for name, mod in linears.items()],
-        params_before=params_before,
-        params_after=count_nonzero_parameters(model),
         target_sparsity=target,
         measured_sparsity=measured_sparsity(linears),
         details=details or {},

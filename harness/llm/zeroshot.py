@@ -23,9 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import field_validator
+
 from harness.data import package_dir
 from harness.errors import HarnessError
-from harness.kinds import EvalOutput, Metric, RunContext, register_evaluator
+from harness.kinds import EvalOutput, Metric, Protocol, RunContext, TaskKind, Track, fixed_metrics
 from harness.tasks import Task
 from harness.llm.zeroshot_data import PreparedData, prepare
 
@@ -188,7 +190,6 @@ def build_lm_eval_task(task: Task):
     return task_manager().load([run_cfg])["tasks"][run_cfg["task"]]
 
 
-@register_evaluator("zeroshot")
 def evaluate_zeroshot(task: Task, ctx: RunContext) -> EvalOutput:
     if ctx.model is None or ctx.model.tokenizer is None:
         raise HarnessError(f"task {task.id} needs a causal LM with a tokenizer")
@@ -253,3 +254,25 @@ def evaluate_zeroshot(task: Task, ctx: RunContext) -> EvalOutput:
         },
         efficiency={"eval_seconds": seconds},
     )
+
+
+class ZeroshotProtocol(Protocol):
+    num_fewshot: int = 0
+
+    @field_validator("num_fewshot")
+    @classmethod
+    def _zero_shot(cls, value: int) -> int:
+        if value != 0:
+            raise ValueError(f"only 0-shot is supported, got {value}")
+        return value
+
+
+KIND = TaskKind(
+    name="zeroshot",
+    evaluator=evaluate_zeroshot,
+    families=("pruning",),
+    track=Track("llm", "LLM pruning", order=10),
+    protocol=ZeroshotProtocol,
+    metric_error=fixed_metrics("acc", "acc_norm"),
+    description="zero-shot accuracy through lm-eval's own task definitions",
+)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, ParamError
 from harness.llm.latency import accepts_logits_to_keep
-from harness.llm.pruning import CalibrationParams, PruneReport, block_linears, count_parameters
+from harness.llm.pruning import CalibrationParams, PruneReport, block_linears
 
 _BLOCK_PATHS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers")
 
@@ -176,9 +176,8 @@ def block_linear_counts(model: nn.Module) -> list[int]:
     return [sum(m.weight.numel() for m in block_linears(b).values()) for b in blocks]
 
 
-def removal_report(model: nn.Module, method: str, removed: list[int], scores: dict[str, Any],
-                   params_before: int, linear_counts: list[int], block_params: list[int], num_blocks: int,
-                   extra: dict[str, Any]) -> PruneReport:
+def removal_report(method: str, removed: list[int], scores: dict[str, Any], linear_counts: list[int],
+                   block_params: list[int], num_blocks: int, extra: dict[str, Any]) -> PruneReport:
     """PruneReport of a removal (call after :func:`remove_blocks`). ``measured_sparsity`` is the
     removed fraction of the transformer blocks' linear weights (the weights the other methods
     sparsify); ``target_sparsity`` the removed fraction of blocks."""
@@ -187,8 +186,6 @@ def removal_report(model: nn.Module, method: str, removed: list[int], scores: di
     return PruneReport(
         layers=[{"name": f"layers.{i}", "removed": True, "parameters": block_params[i],
                  "linear_weights": linear_counts[i]} for i in removed],
-        params_before=params_before,
-        params_after=count_parameters(model),
         target_sparsity=len(removed) / num_blocks,
         measured_sparsity=measured,
         details={

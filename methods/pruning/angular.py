@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from harness.llm.pruning import Calibration, PruneReport, PruningMethod, count_parameters
+from harness.llm.pruning import Calibration, PruneReport, PruningMethod
 from harness.registry import register_method
 from methods.pruning._layer_removal import (
     LayerRemovalParams,
@@ -64,21 +63,19 @@ class Angular(PruningMethod):
     """
 
     needs_calibration = True
+    removes_weights = True
 
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
         ids = require_calibration(calibration, "angular")
         num_blocks = len(block_list(model)[2])
         n = p.count(num_blocks)
-        params_before = count_parameters(model)
         linear_counts, block_params = block_linear_counts(model), block_parameter_counts(model)
         dist = angular_distances(last_token_states(model, ids, p.batch_size), n)
         start = int(torch.argmin(dist))  # first minimum on ties
         removed = list(range(start, start + n))
         remove_blocks(model, removed)
         return removal_report(
-            model, "angular", removed, {"angular_distance_by_start": dist.tolist()}, params_before,
-            linear_counts, block_params, num_blocks,
-            {"start": start, "n": n, "token": "last", "healing": None, "seconds": time.perf_counter() - t0},
+            "angular", removed, {"angular_distance_by_start": dist.tolist()}, linear_counts, block_params, num_blocks,
+            {"start": start, "n": n, "token": "last", "healing": None},
         )

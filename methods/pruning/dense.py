@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from torch import nn
 
 from harness.params import MethodParams
-from harness.llm.pruning import Calibration, PruneReport, PruningMethod, build_report, count_parameters, prunable_linears
+from harness.llm.pruning import Calibration, PruneReport, PruningMethod, build_report, prunable_linears
 from harness.registry import register_method
 
 
@@ -26,8 +25,5 @@ class Dense(PruningMethod):
     fraction of the block linears, which is 0 for a trained model.
     """
 
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
-        linears = prunable_linears(model)
-        return build_report(model, linears, 0.0, count_parameters(model),
-                            details={"method": "dense", "seconds": time.perf_counter() - t0})
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
+        return build_report(prunable_linears(model), 0.0)

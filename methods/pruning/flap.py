@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,7 +16,6 @@ from harness.llm.pruning import (
     CalibrationParams,
     PruneReport,
     PruningMethod,
-    count_parameters,
     prunable_linears,
     transformer_blocks,
 )
@@ -162,6 +160,28 @@ def _check_layout(block: nn.Module) -> None:
         )
 
 
+def channel_statistics(model: nn.Module, blocks: Any, ids: torch.Tensor, batch_size: int, do_mlp: bool,
+                       do_attn: bool) -> dict[tuple[int, str], ChannelStats]:
+    """Per block, the statistics of the inputs of down_proj ("mlp") and o_proj ("attn"), from one
+    pass of the unpruned model over all calibration tokens."""
+    stats: dict[tuple[int, str], ChannelStats] = {}
+    handles = []
+    for i, b in enumerate(blocks):
+        targets = ([("mlp", b.mlp.down_proj)] if do_mlp else []) + ([("attn", b.self_attn.o_proj)] if do_attn else [])
+        for kind, lin in targets:
+            st = stats[(i, kind)] = ChannelStats(lin.in_features)
+            handles.append(lin.register_forward_pre_hook(lambda _m, args, st=st: st.add(args[0])))
+    device = next(model.parameters()).device
+    few_logits = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
+    try:
+        for start in tqdm(range(0, ids.shape[0], batch_size), desc="flap statistics", unit="batch", disable=None):
+            model(input_ids=ids[start : start + batch_size].to(device), use_cache=False, **few_logits)
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
 @register_method("flap", "pruning", FLAPParams)
 class FLAP(PruningMethod):
     """FLAP: remove MLP channels and/or attention KV groups with the least fluctuating input, with bias compensation.
@@ -188,13 +208,11 @@ class FLAP(PruningMethod):
     """
 
     needs_calibration = True
+    removes_weights = True
 
     @torch.no_grad()
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
-        if calibration is None:
-            raise HarnessError("flap needs calibration data")
         blocks = transformer_blocks(model)
         for b in blocks:
             _check_layout(b)
@@ -212,26 +230,11 @@ class FLAP(PruningMethod):
             raise ParamError(
                 f"fraction={p.fraction} removes {remove_groups} of {n_kv} KV groups (rounded): need 1..{n_kv - 1}"
             )
-        params_before = count_parameters(model)
         linear_weights_before = sum(m.weight.numel() for m in prunable_linears(model).values())
 
         # 1. statistics of the inputs of o_proj and down_proj over all calibration tokens
-        stats: dict[tuple[int, str], ChannelStats] = {}
-        handles = []
-        for i, b in enumerate(blocks):
-            targets = ([("mlp", b.mlp.down_proj)] if do_mlp else []) + ([("attn", b.self_attn.o_proj)] if do_attn else [])
-            for kind, lin in targets:
-                st = stats[(i, kind)] = ChannelStats(lin.in_features)
-                handles.append(lin.register_forward_pre_hook(lambda _m, args, st=st: st.add(args[0])))
-        device = next(model.parameters()).device
         ids = calibration.input_ids
-        few_logits = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
-        try:
-            for start in tqdm(range(0, ids.shape[0], p.batch_size), desc="flap statistics", unit="batch", disable=None):
-                model(input_ids=ids[start : start + p.batch_size].to(device), use_cache=False, **few_logits)
-        finally:
-            for h in handles:
-                h.remove()
+        stats = channel_statistics(model, blocks, ids, p.batch_size, do_mlp, do_attn)
 
         # 2. score, choose and shrink, block by block (same count everywhere: uniform per layer)
         layers: list[dict[str, Any]] = []
@@ -267,12 +270,9 @@ class FLAP(PruningMethod):
         removed_fraction = 1 - linear_weights_after / linear_weights_before
         return PruneReport(
             layers=layers,
-            params_before=params_before,
-            params_after=count_parameters(model),
             target_sparsity=p.fraction,
             measured_sparsity=removed_fraction,
             details={
-                "method": "flap",
                 "structure": "width (uniform per layer, FLAP UL-UM)",
                 "scope": p.scope,
                 "metric": "WIFV: sample variance of input channel x squared column norm",
@@ -284,6 +284,5 @@ class FLAP(PruningMethod):
                 "target_sparsity_means": "fraction of the prunable width (per module type) requested",
                 "measured_sparsity_means": "removed fraction of the transformer blocks' linear weights",
                 "calibration_tokens": int(ids.numel()),
-                "seconds": time.perf_counter() - t0,
             },
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -15,7 +13,6 @@ from harness.llm.pruning import (
     SparsityParams,
     build_report,
     check_nm_shapes,
-    count_parameters,
     nm_mask_from_scores,
     parse_pattern,
     prunable_linears,
@@ -48,16 +45,13 @@ class Magnitude(PruningMethod):
     """
 
     @torch.no_grad()
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
         nm = parse_pattern(p.pattern)
-        params_before = count_parameters(model)
         check_nm_shapes(prunable_linears(model), nm)
         linears = prunable_linears(model)
         for _name, lin in tqdm(linears.items(), desc="magnitude", unit="layer", disable=None):
             lin.weight[magnitude_mask(lin.weight, p.sparsity, nm)] = 0
-        return build_report(model, linears, p.sparsity, params_before, details={
-            "method": "magnitude", "pattern": p.pattern, "comparison_group": "layer" if nm is None else "N:M group",
-            "seconds": time.perf_counter() - t0,
+        return build_report(linears, p.sparsity, details={
+            "pattern": p.pattern, "comparison_group": "layer" if nm is None else "N:M group",
         })

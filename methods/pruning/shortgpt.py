@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from harness.llm.pruning import Calibration, PruneReport, PruningMethod, count_parameters
+from harness.llm.pruning import Calibration, PruneReport, PruningMethod
 from harness.registry import register_method
 from methods.pruning._layer_removal import (
     LayerRemovalParams,
@@ -58,14 +57,13 @@ class ShortGPT(PruningMethod):
     """
 
     needs_calibration = True
+    removes_weights = True
 
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
         ids = require_calibration(calibration, "shortgpt")
         num_blocks = len(block_list(model)[2])
         k = p.count(num_blocks)
-        params_before = count_parameters(model)
         linear_counts, block_params = block_linear_counts(model), block_parameter_counts(model)
         bi = block_influence(model, ids, p.batch_size)
         # lowest BI first; ties broken by the lower index (stable sort)
@@ -73,6 +71,6 @@ class ShortGPT(PruningMethod):
         removed = sorted(order[:k])
         remove_blocks(model, removed)
         return removal_report(
-            model, "shortgpt", removed, {"block_influence": bi}, params_before, linear_counts, block_params,
-            num_blocks, {"removal_order": order[:k], "seconds": time.perf_counter() - t0},
+            "shortgpt", removed, {"block_influence": bi}, linear_counts, block_params, num_blocks,
+            {"removal_order": order[:k]},
         )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from torch import nn
 from tqdm.auto import tqdm
 
-from harness.llm.pruning import Calibration, PruneReport, PruningMethod, count_parameters
+from harness.llm.pruning import Calibration, PruneReport, PruningMethod
 from harness.registry import register_method
 from methods.pruning._layer_removal import (
     LayerRemovalParams,
@@ -45,14 +44,13 @@ class SLEB(PruningMethod):
     """
 
     needs_calibration = True
+    removes_weights = True
 
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
         ids = require_calibration(calibration, "sleb")
         num_blocks = len(block_list(model)[2])
         k = p.count(num_blocks)
-        params_before = count_parameters(model)
         linear_counts, block_params = block_linear_counts(model), block_parameter_counts(model)
         nll, tokens = calibration_nll(model, ids, p.batch_size)
         rounds = []
@@ -73,7 +71,7 @@ class SLEB(PruningMethod):
         bar.close()
         remove_blocks(model, removed)
         return removal_report(
-            model, "sleb", removed, {"rounds": rounds}, params_before, linear_counts, block_params, num_blocks,
+            "sleb", removed, {"rounds": rounds}, linear_counts, block_params, num_blocks,
             {"removal_order": removed, "calibration_ppl_before": perplexity(nll, tokens),
-             "calibration_ppl_after": rounds[-1]["ppl"], "seconds": time.perf_counter() - t0},
+             "calibration_ppl_after": rounds[-1]["ppl"]},
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +17,6 @@ from harness.llm.pruning import (
     PruningMethod,
     build_report,
     check_nm_shapes,
-    count_parameters,
     parse_pattern,
     prunable_linears,
     unstructured_mask_from_scores,
@@ -152,12 +150,10 @@ class SparseGPT(PruningMethod):
     needs_calibration = True
 
     @torch.no_grad()
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
         ids = calibration_input_ids(calibration, "sparsegpt")
         nm = parse_pattern(p.pattern)
-        params_before = count_parameters(model)
         check_nm_shapes(prunable_linears(model), nm)
         per_layer: dict[str, dict[str, float | int]] = {}
 
@@ -174,10 +170,9 @@ class SparseGPT(PruningMethod):
 
         info = prune_sequentially(model, ids, make_stat, prune_block, desc="sparsegpt")
         linears = prunable_linears(model)
-        report = build_report(model, linears, p.sparsity, params_before, details={
-            "method": "sparsegpt", "pattern": p.pattern, "blocksize": p.blocksize, "percdamp": p.percdamp,
+        report = build_report(linears, p.sparsity, details={
+            "pattern": p.pattern, "blocksize": p.blocksize, "percdamp": p.percdamp,
             **info, "calibration_source": calibration.source if calibration is not None else None,
-            "seconds": time.perf_counter() - t0,
         })
         for entry in report.layers:
             entry.update(per_layer.get(entry["name"], {}))

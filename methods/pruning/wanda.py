@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +15,6 @@ from harness.llm.pruning import (
     PruningMethod,
     build_report,
     check_nm_shapes,
-    count_parameters,
     nm_mask_from_scores,
     parse_pattern,
     prunable_linears,
@@ -82,12 +80,10 @@ class Wanda(PruningMethod):
     needs_calibration = True
 
     @torch.no_grad()
-    def prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
-        t0 = time.perf_counter()
+    def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
         p = self.params
         ids = calibration_input_ids(calibration, "wanda")
         nm = parse_pattern(p.pattern)
-        params_before = count_parameters(model)
         check_nm_shapes(prunable_linears(model), nm)
         tokens_seen: dict[str, int] = {}
 
@@ -103,10 +99,9 @@ class Wanda(PruningMethod):
 
         info = prune_sequentially(model, ids, make_stat, prune_block, desc="wanda")
         linears = prunable_linears(model)
-        report = build_report(model, linears, p.sparsity, params_before, details={
-            "method": "wanda", "pattern": p.pattern, "comparison_group": "output row" if nm is None else "N:M group",
+        report = build_report(linears, p.sparsity, details={
+            "pattern": p.pattern, "comparison_group": "output row" if nm is None else "N:M group",
             **info, "calibration_source": calibration.source if calibration is not None else None,
-            "seconds": time.perf_counter() - t0,
         })
         for entry in report.layers:
             entry["calibration_tokens"] = tokens_seen.get(entry["name"])
