@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, Tag, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, Tag, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from harness import config
@@ -141,22 +141,41 @@ Source = Annotated[
 ]
 
 
+class PartAlternatives(BaseModel):
+    """One part of a several-file entry that may come from several sources, tried in order."""
+
+    model_config = _STRICT
+    sources: Annotated[list[Source], Field(min_length=1)]
+
+
 class DataEntry(BaseModel):
-    """One data file: how it is read (``format`` and the format's options, as further keys) and
-    the sources it may come from, tried in order."""
+    """One data entry: how it is read (``format`` and the format's options, as further keys) and
+    either the sources its one file may come from (``sources``, tried in order) or the files it
+    reads in order (``parts``: a corpus split over several files)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     format: str
-    sources: Annotated[list[Source], Field(min_length=1)]
+    sources: Annotated[list[Source], Field(min_length=1)] | None = None
+    parts: Annotated[list[Source | PartAlternatives], Field(min_length=1)] | None = None
     content_sha256: Sha256 | None = None
+
+    @model_validator(mode="after")
+    def _one_of_sources_or_parts(self) -> DataEntry:
+        if (self.sources is None) == (self.parts is None):
+            raise ValueError("needs either sources (one file) or parts (several files), not both")
+        return self
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
     def to_spec(self, name: str) -> DataSpec:
-        return DataSpec(name=name, format=self.format, sources=tuple(s.to_source() for s in self.sources),
-                        content_sha256=self.content_sha256, options=self.options)
+        parts = tuple(
+            tuple(s.to_source() for s in p.sources) if isinstance(p, PartAlternatives) else (p.to_source(),)
+            for p in self.parts or ()
+        )
+        return DataSpec(name=name, format=self.format, sources=tuple(s.to_source() for s in self.sources or ()),
+                        content_sha256=self.content_sha256, options=self.options, parts=parts)
 
 
 class TaskFile(BaseModel):
@@ -256,16 +275,11 @@ def _fail(path: Path, fieldname: str, msg: str) -> TaskDefinitionError:
 
 
 def _check_formats(path: Path, data: dict[str, DataEntry]) -> None:
-    """Each data entry's format and options, through the registered data formats when present."""
-    try:
-        from harness import formats
-    except ImportError:
-        return
-    check = getattr(formats, "check_options", None)
-    if check is None:
-        return
+    """Each data entry's format and options, checked against the registered data formats."""
+    from harness.formats import check_options
+
     for name, entry in data.items():
-        check(entry.format, entry.options, f"{path}: field 'data.{name}'")
+        check_options(entry.format, entry.options, f"{path}: field 'data.{name}'")
 
 
 def _check_kind(path: Path, parsed: TaskFile) -> None:

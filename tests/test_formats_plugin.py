@@ -180,9 +180,12 @@ def test_plugin_format_bad_option_fails_with_file_and_field(plugin, tmp_path):
         "    parts:\n      - data_dir: mine/docs-0.jsonl\n", "    sources:\n      - data_dir: mine/docs-0.jsonl\n"
     ).replace(f"      - data_dir: mine/docs-1.jsonl\n        sha256: {shas['sha1']}\n", "")
     path.write_text(single.replace("id_field: docid", "id_feild: docid"))
-    task = load_task_file(path)
     with pytest.raises(TaskDefinitionError, match=rf"{path}: field 'data.corpus.id_feild': unknown option"):
-        formats.check_task_data(task)
+        load_task_file(path)  # refused when the task loads, before any work
+    # and a several-part entry loads through the task loader as a whole
+    path.write_text(TASK.format(**shas))
+    task = load_task_file(path)
+    assert len(task.data["corpus"].parts) == 2 and task.data["corpus"].sources == ()
 
 
 def test_plugin_that_is_not_a_data_format_is_refused(tmp_path, monkeypatch):

@@ -117,23 +117,6 @@ def test_typed_fields_name_the_field(tmp_path, old, new, field):
     assert f"field {field!r}" in msg
 
 
-def test_data_options_go_through_the_registered_formats_when_present(tmp_path, monkeypatch):
-    seen = []
-
-    def check_options(format_name, options, where):
-        seen.append((format_name, options, where))
-        if "int_id" in options:
-            raise TaskDefinitionError(f"{where}: unknown option 'int_id' of format {format_name!r}")
-
-    monkeypatch.setitem(sys.modules, "harness.formats", types.SimpleNamespace(check_options=check_options))
-    good = write(tmp_path, "good.yaml", RETRIEVAL.format(sha=SHA))
-    load_task_file(good)
-    assert seen == [("trec-docs", {}, f"{good}: field 'data.corpus'")]
-    bad = write(tmp_path, "bad.yaml", RETRIEVAL.format(sha=SHA).replace("    format: trec-docs\n",
-                                                                          "    format: trec-docs\n    int_id: true\n"))
-    assert "int_id" in refused(bad)
-
-
 def test_a_broken_file_does_not_block_the_others(tmp_path, monkeypatch, capsys):
     write(tmp_path, "good.yaml", RETRIEVAL.format(sha=SHA))
     broken = write(tmp_path, "broken.yaml", RETRIEVAL.format(sha=SHA).replace("toy-retrieval", "toy-broken")
@@ -313,3 +296,11 @@ def test_zero_shot_only_is_checked_at_load(tmp_path):
     assert "num_fewshot: 5" in text
     msg = refused(write(tmp_path, "rte.yaml", text))
     assert "'protocol.num_fewshot'" in msg and "only 0-shot" in msg
+
+
+def test_a_misspelt_data_option_is_refused_at_load_by_the_registered_format(tmp_path):
+    bad = write(tmp_path, "bad.yaml", RETRIEVAL.format(sha=SHA).replace("    format: trec-docs\n",
+                                                                          "    format: trec-docs\n    int_id: true\n"))
+    message = refused(bad)
+    assert f"{bad}: field 'data.corpus.int_id'" in message and "trec-docs" in message
+    load_task_file(write(tmp_path, "good.yaml", RETRIEVAL.format(sha=SHA)))  # the same file without it loads
