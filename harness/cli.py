@@ -142,7 +142,7 @@ def print_outcomes(outcomes) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from harness.results import ResultStore, load_items
+    from harness.results import ResultStore, check_artifacts, load_items
 
     paths: list[Path] = []
     for p in args.paths or [args.results]:
@@ -157,6 +157,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         try:
             doc = store.load(path)
             load_items(path, doc)
+            check_artifacts(path, doc)
         except HarnessError as exc:
             bad += 1
             print(f"INVALID {exc}")
@@ -168,6 +169,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 print(f"ok      {path}")
     print(f"{len(paths) - bad} valid, {bad} invalid")
     return 1 if bad else 0
+
+
+def _cmd_export_run(args: argparse.Namespace) -> int:
+    from harness.compare import find_runs
+    from harness.ir.runfile import export_trec
+
+    (stored,) = find_runs([args.run_id], Path(args.results))
+    data = export_trec(stored.path, stored.result)
+    if args.out in (None, "-"):
+        sys.stdout.buffer.write(data)
+    else:
+        Path(args.out).write_bytes(data)
+        n_lines = data.count(b"\n")
+        print(f"wrote {args.out} ({n_lines} lines)", file=sys.stderr)
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -218,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=str(config.default_results_dir()))
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("export-run", help="write the TREC run file of a stored IR result")
+    p.add_argument("run_id", help="run id, a unique prefix of one, or a result file")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--out", help="output file (default: standard output)")
+    p.set_defaults(func=_cmd_export_run)
 
     from harness import compare as comparemod
     from harness import report as reportmod

@@ -121,7 +121,7 @@ class ErrorInfo(_Record):
 
 class MethodInfo(_Record):
     name: StrictStr
-    family: Literal["pruning", "retrieval", "reranking"]
+    family: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9-]*$")]  # a registered method family
     params: dict[str, Any]
     non_semantic: list[StrictStr] | SkipJsonSchema[None] = None
     module: StrictStr | SkipJsonSchema[None] = None
@@ -190,9 +190,13 @@ class ItemsInfo(_Record):
 
 
 class Artifact(_Record):
+    """A file a run produced (e.g. its ranked run). ``file`` is relative to the result's folder;
+    artifacts are stored once by content under ``<results>/artifacts/`` (see ResultStore)."""
+
     file: StrictStr
     sha256: StrictStr
     format: StrictStr | SkipJsonSchema[None] = None
+    bytes: StrictInt | SkipJsonSchema[None] = None
 
 
 class Pruning(_Record):
@@ -436,6 +440,50 @@ def load_items(result_path: Path, doc: Result | dict[str, Any]) -> list[dict[str
     return rows
 
 
+ARTIFACTS_DIR = "artifacts"
+_artifact_sha_cache: dict[tuple[str, int, int], str] = {}
+
+
+def artifact_path(result_path: Path, art: Artifact) -> Path:
+    """Where an artifact of the result at ``result_path`` lies; refuses a ``file`` that points
+    outside the results directory (``<results>/<task>/<run id>.json``)."""
+    root = result_path.parent.parent.resolve()
+    path = (result_path.parent / art.file).resolve()
+    if root not in path.parents:
+        raise ResultValidationError(f"{result_path}: field 'artifacts': {art.file!r} points outside {root.name}/")
+    return path
+
+
+def _sha256_cached(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _artifact_sha_cache:
+        _artifact_sha_cache[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _artifact_sha_cache[key]
+
+
+def check_artifacts(result_path: Path, doc: Result) -> None:
+    """Every artifact present with its recorded sha256 (a replaced or deleted run file is a problem)."""
+    for name, art in (doc.artifacts or {}).items():
+        path = artifact_path(result_path, art)
+        if not path.is_file():
+            raise ResultValidationError(f"{result_path}: field 'artifacts.{name}': {art.file} is missing")
+        actual = _sha256_cached(path)
+        if actual != art.sha256:
+            raise ResultValidationError(
+                f"{result_path}: field 'artifacts.{name}.sha256': stored {art.sha256}, file {art.file} has {actual}"
+            )
+
+
+def load_artifact(result_path: Path, doc: Result, name: str) -> tuple[str | None, bytes]:
+    """(format, bytes) of one artifact, checked against its sha256."""
+    arts = doc.artifacts or {}
+    if name not in arts:
+        raise ResultValidationError(f"{result_path}: no artifact {name!r} (has: {', '.join(sorted(arts)) or 'none'})")
+    check_artifacts(result_path, doc.model_copy(update={"artifacts": {name: arts[name]}}))
+    return arts[name].format, artifact_path(result_path, arts[name]).read_bytes()
+
+
 @dataclass
 class StoredResult:
     """A result as found in a store: where it lies, the typed record, and its per-item rows
@@ -521,16 +569,26 @@ class ResultStore:
             }
         else:
             doc.setdefault("items", None)
-        arts = {name: {"file": f"{doc['run_id']}.{name}", "sha256": hashlib.sha256(data).hexdigest(), "format": fmt}
-                for name, (fmt, data) in (artifacts or {}).items()}
+        arts = {}
+        for name, (fmt, data) in (artifacts or {}).items():
+            sha = hashlib.sha256(data).hexdigest()
+            arts[name] = {"file": f"../{ARTIFACTS_DIR}/{sha[:2]}/{sha}", "sha256": sha, "format": fmt,
+                          "bytes": len(data)}
         if arts:
             doc["artifacts"] = arts
         validate_result(doc, str(path))
         if items is not None:
             atomic_write_bytes(path.parent / doc["items"]["file"], blob)
         for name, (_fmt, data) in (artifacts or {}).items():
-            atomic_write_bytes(path.parent / arts[name]["file"], data)
+            self.put_blob(data, arts[name]["sha256"])
         atomic_write_bytes(path, (json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n").encode())
+        return path
+
+    def put_blob(self, data: bytes, sha: str) -> Path:
+        """Store ``data`` once by content: identical artifacts of different runs share one file."""
+        path = self.root / ARTIFACTS_DIR / sha[:2] / sha
+        if not (path.is_file() and _sha256_cached(path) == sha):
+            atomic_write_bytes(path, data)
         return path
 
     def iter_paths(self) -> Iterator[Path]:
@@ -547,6 +605,7 @@ class ResultStore:
             try:
                 stored = StoredResult(path, self.load(path))
                 stored.items()
+                check_artifacts(path, stored.result)
                 good.append(stored)
             except ResultValidationError as exc:
                 bad.append((path, str(exc)))

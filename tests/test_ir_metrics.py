@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from harness.ir.evaluate import aggregate, normalize_run, per_query_scores, resolve_measures, run_to_trec
+from harness.ir.evaluate import aggregate, normalize_run, per_query_scores, resolve_measures
+from harness.ir.formats.trec_run import write_trec_run
 from harness.ir.latency import latency_stats, time_each
 
 NAMES = ["nDCG@10", "RR@10", "R@100", "AP@1000"]
@@ -81,7 +82,7 @@ def test_normalize_run_cuts_and_dedupes() -> None:
     )
     norm = normalize_run(run, cutoff=3)
     assert list(norm["docno"]) == ["d4", "d3", "d2"]
-    trec = run_to_trec(norm, "my run").decode().splitlines()
+    trec = write_trec_run(norm, "my run").decode().splitlines()
     assert trec == ["q Q0 d4 1 3 my_run", "q Q0 d3 2 2 my_run", "q Q0 d2 3 1 my_run"]  # rank-derived scores
 
 

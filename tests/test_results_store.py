@@ -1,10 +1,11 @@
+import hashlib
 import json
 import os
 
 import pytest
 
 from harness.errors import ResultValidationError
-from harness.results import ResultStore, run_digest, validate_result
+from harness.results import ResultStore, load_artifact, run_digest, validate_result
 
 BASE = dict(method="wanda", params={"sparsity": 0.5, "pattern": "unstructured"}, model="smollm2-135m",
             task_id="wikitext2", task_version=1, protocol={"seqlen": 2048, "limit": 4})
@@ -60,8 +61,36 @@ def test_write_then_load_roundtrip_with_items(tmp_path):
     assert loaded["items"]["count"] == 2 and loaded["items"]["key"] == "item"
     good, bad = store.scan()
     assert len(good) == 1 and not bad and good[0].items() == items
-    assert (path.parent / f"{doc['run_id']}.run.trec").read_bytes() == b"1 Q0 d 1 1.0 x\n"
+    art = loaded.artifacts["run.trec"]
+    sha = hashlib.sha256(b"1 Q0 d 1 1.0 x\n").hexdigest()
+    assert art.sha256 == sha and art.bytes == 15 and art.file == f"../artifacts/{sha[:2]}/{sha}"
+    assert (tmp_path / "artifacts" / sha[:2] / sha).read_bytes() == b"1 Q0 d 1 1.0 x\n"
+    assert load_artifact(path, loaded, "run.trec") == ("trec", b"1 Q0 d 1 1.0 x\n")
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def test_identical_artifacts_are_stored_once_and_checked_on_every_scan(tmp_path):
+    store = ResultStore(tmp_path)
+    a, b = make_doc(), make_doc(model="another-model")
+    run = {"run": ("ranked-lists+xz", b"same bytes")}
+    pa, pb = store.write(a, artifacts=run), store.write(b, artifacts=run)
+    blobs = [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
+    assert len(blobs) == 1  # two runs, one file
+    assert store.scan()[1] == []
+    blobs[0].write_bytes(b"replaced")  # a replaced run file is a named problem for both results
+    bad = dict(store.scan()[1])
+    assert set(bad) == {pa, pb} and "field 'artifacts.run.sha256'" in bad[pa]
+    blobs[0].unlink()  # and so is a deleted one
+    assert "is missing" in dict(store.scan()[1])[pa]
+
+
+def test_an_artifact_path_outside_the_results_directory_is_refused(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    path = store.write(make_doc(), artifacts={"run": ("x", b"data")})
+    doc = json.loads(path.read_text())
+    doc["artifacts"]["run"]["file"] = "../../../outside"
+    path.write_text(json.dumps(doc))
+    assert "points outside" in dict(store.scan()[1])[path]
 
 
 def test_never_overwrites_a_different_run(tmp_path):

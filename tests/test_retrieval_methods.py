@@ -3,7 +3,6 @@ algorithms against exhaustive scoring, and sanity of SPLADE and dense retrieval 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from harness import config
 from harness.kinds import RunContext, get_evaluator
+from harness.ir import runfile
 from harness.ir.evaluate import normalize_run
 from harness.registry import instantiate
 from harness.tasks import get_task, load_task_file
@@ -109,8 +109,10 @@ def test_evaluator_end_to_end_on_toy_task(tmp_path: Path, monkeypatch: pytest.Mo
     item2 = out.items[1]
     assert item2["RR@10"] == 1.0 and item2["nDCG@10"] == pytest.approx(1.0) and item2["AP@1000"] == 1.0
     # topic 1: d1 (cat, mat) must come first; both relevant documents retrieved
-    trec = gzip.decompress(out.artifacts["run.trec.gz"][1]).decode().splitlines()
-    assert trec[0].split()[:4] == ["1", "Q0", "d1", "1"]
+    fmt, data = out.artifacts["run"]
+    lists = runfile.decode(data)
+    assert fmt == runfile.FORMAT and lists[0][0] == "1" and lists[0][1][0] == "d1"
+    assert runfile.to_trec(lists, "bm25s").decode().splitlines()[0].split()[:4] == ["1", "Q0", "d1", "1"]
     assert out.items[0]["R@100"] == 1.0
     lat = out.efficiency["latency"]
     assert lat["n"] == 2 and lat["batch_size"] == 1 and lat["threads"] == 1 and lat["p50"] > 0

@@ -2,8 +2,8 @@
 
 Protocol (what :func:`evaluate_ir` does):
 
-1. Load the collection (``harness.ir.collections.load_collection``, or the loader named by the
-   task's ``options.loader``, e.g. ``trecdl`` for reranking tasks). ``ctx.limit`` keeps the first N
+1. Load the collection (``harness.ir.collections.load_ir_collection``: the task's data formats, or
+   the loader named by the task's ``options.loader``, e.g. ``trecdl`` for reranking tasks). ``ctx.limit`` keeps the first N
    judged topics in file order (and their qrels / first-stage rows).
 2. Retrieval: ``method.index(corpus)`` (timed; adapters cache indexes by corpus digest), then
    ``method.transformer()`` on the topics. Reranking: the transformer on the first stage.
@@ -23,8 +23,6 @@ Protocol (what :func:`evaluate_ir` does):
 
 from __future__ import annotations
 
-import gzip
-import importlib
 import math
 import sys
 import time
@@ -36,7 +34,9 @@ from tqdm.auto import tqdm
 
 from harness.errors import HarnessError
 from harness.kinds import EvalOutput, Metric, RunContext
+from harness.ir import runfile
 from harness.ir.base import IRCollection
+from harness.ir.collections import load_ir_collection
 from harness.ir.latency import latency_stats, single_thread, time_each
 from harness.tasks import Task
 
@@ -46,19 +46,6 @@ DEFAULT_WARMUP = 3
 
 
 # --------------------------------------------------------------------------------- loading
-
-
-def load_ir_collection(task: Task) -> IRCollection:
-    loader = task.options.get("loader")
-    if loader:
-        try:
-            module = importlib.import_module(f"harness.ir.{loader}")
-        except ModuleNotFoundError:
-            raise HarnessError(f"{task.path}: field 'options.loader': no loader module harness.ir.{loader}") from None
-        return module.load_collection(task)
-    from harness.ir.collections import load_collection
-
-    return load_collection(task)
 
 
 def limit_collection(coll: IRCollection, limit: int | None) -> IRCollection:
@@ -100,19 +87,6 @@ def normalize_run(run: pd.DataFrame, cutoff: int | None = DEFAULT_CUTOFF) -> pd.
     if cutoff is not None:
         out = out[out["rank"] < cutoff]
     return out.drop(columns="_q").reset_index(drop=True)
-
-
-def run_to_trec(run: pd.DataFrame, tag: str) -> bytes:
-    """TREC run format: ``qid Q0 docno rank score tag`` with ranks from 1.
-
-    The score column holds rank-derived scores (``depth - rank``), exactly what the metrics were
-    computed on, so trec_eval on this file reproduces them (trec_eval re-sorts by score and would
-    otherwise break ties its own way). Rank-derived integers also keep the stored file small: the
-    methods' raw float scores made a 1000-deep run of a few hundred queries over 5 MB gzipped."""
-    tag = "".join(c if not c.isspace() else "_" for c in tag) or "run"
-    depth = int(run["rank"].max()) + 1 if len(run) else 0
-    lines = [f"{q} Q0 {d} {r + 1} {depth - r} {tag}\n" for q, d, r in zip(run["qid"], run["docno"], run["rank"], strict=True)]
-    return "".join(lines).encode()
 
 
 # --------------------------------------------------------------------------------- measures
@@ -303,6 +277,6 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
             "queries_without_results": int(len(set(qids) - set(run["qid"]))),
         },
         efficiency=efficiency,
-        # gzip with a fixed mtime: byte-identical for identical runs; `zcat` gives the TREC file
-        artifacts={"run.trec.gz": ("trec+gzip", gzip.compress(run_to_trec(run, tag), mtime=0))},
+        # ranked lists (xz): what the metrics were computed on; `harness export-run` gives the TREC file
+        artifacts={"run": (runfile.FORMAT, runfile.from_frame(run))},
     )

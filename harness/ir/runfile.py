@@ -55,12 +55,14 @@ def from_frame(run) -> bytes:  # noqa: ANN001 - a normalised pandas run (qid, do
 
 
 def to_trec(lists: Sequence[tuple[str, Sequence[str]]], tag: str) -> bytes:
-    """Ranked lists -> TREC run text with rank-derived scores (``depth - rank``, ranks from 0)."""
-    tag = "".join(c if not c.isspace() else "_" for c in tag) or "run"
-    depth = max((len(docs) for _, docs in lists), default=0)
-    return "".join(
-        f"{qid} Q0 {docno} {r + 1} {depth - r} {tag}\n" for qid, docs in lists for r, docno in enumerate(docs)
-    ).encode()
+    """Ranked lists -> TREC run text with rank-derived scores (``depth - rank``, ranks from 0),
+    written by PyTerrier's writer (:func:`harness.ir.formats.trec_run.write_trec_run`)."""
+    import pandas as pd
+
+    from harness.ir.formats.trec_run import write_trec_run
+
+    rows = [(qid, docno, r) for qid, docs in lists for r, docno in enumerate(docs)]
+    return write_trec_run(pd.DataFrame(rows, columns=["qid", "docno", "rank"]), tag)
 
 
 def from_trec(text: bytes, where: str = "run") -> tuple[list[tuple[str, list[str]]], str]:
@@ -81,3 +83,27 @@ def from_trec(text: bytes, where: str = "run") -> tuple[list[tuple[str, list[str
     if len(tags) > 1:
         raise DataIntegrityError(f"{where}: several run tags {sorted(tags)}")
     return list(lists.items()), (tags.pop() if tags else "run")
+
+
+def stored_lists(result_path, result) -> tuple[list[tuple[str, list[str]]], str]:  # noqa: ANN001
+    """(ranked lists, tag) of a stored IR result: its ``run`` artifact (or the older gzipped TREC
+    file ``run.trec.gz``), checked against the recorded sha256."""
+    import gzip
+
+    from harness.results import load_artifact
+
+    arts = result.artifacts or {}
+    name = "run" if "run" in arts else "run.trec.gz"
+    fmt, data = load_artifact(result_path, result, name)
+    where = f"{result_path}: artifact {name!r}"
+    if fmt == FORMAT:
+        return decode(data, where), result.method.name
+    if fmt == TREC_GZIP_FORMAT:
+        return from_trec(gzip.decompress(data), where)
+    raise DataIntegrityError(f"{where}: unknown run format {fmt!r}")
+
+
+def export_trec(result_path, result) -> bytes:  # noqa: ANN001
+    """The standard TREC run file of a stored IR result (what ``harness export-run`` writes)."""
+    lists, tag = stored_lists(result_path, result)
+    return to_trec(lists, tag)

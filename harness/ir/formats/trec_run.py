@@ -42,9 +42,9 @@ class TrecRun(PerFileFormat):
 def write_trec_run(run: Any, tag: str) -> bytes:
     """``qid Q0 docno rank score tag`` lines written by PyTerrier's ``pt.io.write_results``, from a
     normalised run (``qid, docno, rank`` with ranks from 0, in order): ranks from 1 and rank-derived
-    integer scores ``depth - rank``, so trec_eval on the file reproduces the stored order. Byte for
-    byte what :func:`harness.ir.evaluate.run_to_trec` writes; ids with whitespace or ``"`` (which
-    the CSV writer would quote) are refused."""
+    integer scores ``depth - rank``, so trec_eval on the file reproduces the stored order (the
+    export of a stored run, :func:`harness.ir.runfile.to_trec`); ids with whitespace or ``"``
+    (which the CSV writer would quote) are refused."""
     import pandas as pd
     import pyterrier as pt
 
