@@ -9,7 +9,7 @@
 # Overrides: MODELS="config:llama-2-7b config:smollm2-135m" DEVICE=cuda DTYPE=bfloat16.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-if [ -d .whl ] && ! python3 -c "import jsonschema" 2>/dev/null; then
+if [ -d .whl ] && ! python3 -c "import pydantic" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
