@@ -385,7 +385,8 @@ def _show(g: Grade) -> str:
         text += f" expected {num(g.expected)} got {num(g.got)}"
     if g.run_id_now:
         text += f" (re-run id {g.run_id_now})"
-    return text + (f"  [{g.note}]" if g.note and g.grade != "OK" else "")
+    note = " ".join(g.note.split())
+    return text + (f"  [{note[:160]}{'…' if len(note) > 160 else ''}]" if note and g.grade == "FAIL" else "")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
