@@ -355,15 +355,19 @@ def _by_id(store: ResultStore, rid: str) -> list[StoredResult]:
     return out
 
 
-def select(store: ResultStore, run_ids: list[str], all_: bool, task: str | None) -> list[StoredResult]:
-    """The stored cells to re-run: every one, those of a task, or those named (by id or prefix)."""
+def select(store: ResultStore, run_ids: list[str], all_: bool, task: str | None,
+           method: str | None = None) -> list[StoredResult]:
+    """The stored cells to re-run: every one, those of a task, or those named (by id or prefix);
+    ``method`` narrows --all / --task to one method (a selection that survives run id changes)."""
     if all_ or task:
         good, bad = store.scan()
         for _path, msg in bad:
             print(f"skipped (invalid): {msg}")
-        found = [s for s in good if all_ or s.result.task.id == task]
-        if task and not found:
-            raise HarnessError(f"--task {task}: no valid stored result of that task in {store.root}")
+        found = [s for s in good if (all_ or s.result.task.id == task)
+                 and (method is None or s.result.method.name == method)]
+        if not found:
+            what = " ".join(x for x in (f"--task {task}" if task else "--all", f"--method {method}" if method else "") if x)
+            raise HarnessError(f"{what}: no valid stored result matches in {store.root}")
         return found
     out = []
     for rid in run_ids:
@@ -396,7 +400,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise HarnessError("reproduce: give run ids, --all, --task T or --references")
     store = ResultStore(results_dir)
     grades: list[Grade] = []
-    chosen = select(store, args.run_ids, args.all, args.task) if (args.run_ids or args.all or args.task) else []
+    if args.method and not (args.all or args.task):
+        raise HarnessError("--method narrows --all or --task; give one of them")
+    chosen = select(store, args.run_ids, args.all, args.task, args.method) if (args.run_ids or args.all or args.task) else []
     if args.references:
         from harness.tasks import load_tasks
 
@@ -424,6 +430,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="run ids (or unique prefixes) to re-run")
     p.add_argument("--all", action="store_true", help="re-run every stored cell")
     p.add_argument("--task", help="re-run every stored cell of this task")
+    p.add_argument("--method", help="with --all or --task: only the cells of this method")
     p.add_argument("--results", default=str(config.default_results_dir()))
     p.add_argument("--tolerance", help=f"tolerance policy YAML (default: {DEFAULT_TOLERANCES.name} shipped with harness)")
     p.add_argument("--references", action="store_true",
