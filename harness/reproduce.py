@@ -203,7 +203,11 @@ def reproduce_cell(stored: StoredResult, policy: TolerancePolicy, scratch: Path)
     from harness.runner import execute
 
     res = stored.result
-    outcomes = execute(request_of(res, scratch))
+    try:
+        outcomes = execute(request_of(res, scratch))
+    except HarnessError as exc:  # e.g. a CUDA cell on a machine without CUDA: not reproduced here
+        return [Grade(run_id=res.run_id, task=res.task.id, method=res.method.name, metric="(re-run)",
+                      grade="FAIL", expected="a re-run", got="refused", note=f"cannot re-run here: {exc}")]
     doc = (outcomes[0].doc if outcomes else None) or {}
     doc = doc.to_dict() if isinstance(doc, Result) else doc
     now = doc.get("run_id")

@@ -246,3 +246,14 @@ def test_nothing_selected_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "give run ids" in capsys.readouterr().err
     assert main(["reproduce", "0123abcd", "--results", str(tmp_path)]) == 2
     assert "no stored result with run id" in capsys.readouterr().err
+
+
+def test_a_cell_that_cannot_be_rerun_here_is_a_named_fail(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    from harness import tasks as tasksmod
+
+    _path, res = _stored(toy / "results")
+    (toy / "tasks" / "toy.yaml").unlink()  # its task is no longer defined here
+    tasksmod._cache.clear()
+    assert main(["reproduce", "--all", "--results", str(toy / "results")]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL   {res.run_id}" in out and "cannot re-run here" in out and "toy-repro" in out
