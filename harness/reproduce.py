@@ -303,6 +303,12 @@ def append_log(path: Path, lines: list[dict[str, Any]]) -> None:
         os.close(fd)
 
 
+def check_log_writable(path: Path) -> None:
+    target = path if path.exists() else path.parent
+    if not (target.is_dir() or path.exists()) or not os.access(target, os.W_OK):
+        raise HarnessError(f"{path}: the reproduction log cannot be written (use --no-log to grade without it)")
+
+
 def read_log(results_dir: Path | str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """The log's lines, and (file, problem) for lines that do not parse (they are skipped)."""
     path = Path(results_dir) / LOG_NAME
@@ -407,6 +413,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.method and not (args.all or args.task):
         raise HarnessError("--method narrows --all or --task; give one of them")
     chosen = select(store, args.run_ids, args.all, args.task, args.method) if (args.run_ids or args.all or args.task) else []
+    if not args.no_log:
+        check_log_writable(results_dir / LOG_NAME)  # before any re-run: the grades must be kept
     if args.references:
         from harness.tasks import load_tasks
 
@@ -420,7 +428,9 @@ def run_from_args(args: argparse.Namespace) -> int:
                 grades += reproduce_cell(stored, policy, Path(scratch) / stored.run_id)
     from harness import provenance
 
-    stamp = {"date": provenance.utc_now(), "session": os.urandom(6).hex(), "environment": environment()}
+    devices = sorted({str(s.result.task.protocol.get("device") or (s.result.provenance.device or {}).get("type") or "cpu")
+                      for s in chosen}) or ["cpu"]
+    stamp = {"date": provenance.utc_now(), "session": os.urandom(6).hex(), "environment": environment(devices[-1])}
     for g in grades:
         print(_show(g))
     if not args.no_log:
