@@ -1,4 +1,4 @@
-"""Command line: `harness list|run|validate|report|compare`."""
+"""Command line: `harness list|run|validate|report|compare|export-run|reproduce`."""
 
 from __future__ import annotations
 
@@ -203,6 +203,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from harness.reproduce import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark harness for pruning, retrieval and reranking.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -251,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="paired comparison of stored runs (for papers)")
     comparemod.add_arguments(p)
     p.set_defaults(func=_cmd_compare)
+
+    from harness import reproduce as reproducemod
+
+    p = sub.add_parser("reproduce", help="re-run stored cells and grade each metric OK / OKish / FAIL")
+    reproducemod.add_arguments(p)
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 

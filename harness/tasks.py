@@ -58,6 +58,7 @@ class Task:
     options: dict[str, Any] = Field(default_factory=dict)
     tags: tuple[str, ...] = ()
     path: Path | None = None
+    references: tuple[Reference, ...] = ()  # published scores; never part of a run id or digest
 
     @property
     def settings(self) -> Any:
@@ -76,6 +77,30 @@ class Task:
 
     def metric(self, name: str) -> MetricSpec | None:
         return next((m for m in self.metrics if m.name == name), None)
+
+
+class ReferenceCondition(BaseModel):
+    """The exact condition a published figure was measured under, as a harness run: the method,
+    the params that define it (matched against a stored result's params), and the model if any."""
+
+    model_config = _STRICT
+    method: Annotated[str, Field(min_length=1)]
+    params: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+
+
+class Reference(BaseModel):
+    """A published score for this task (``references:`` in a task file). Graded by
+    ``harness reproduce --references``, shown on boards as a labelled, unranked row. Not part of
+    the task's identity: adding one never changes a run id."""
+
+    model_config = _STRICT
+    source: Annotated[str, Field(min_length=1)]  # paper and table, or a regression page (name + URL)
+    condition: ReferenceCondition
+    metric: str
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    note: str = ""  # where the harness differs by design (tokeniser, stemmer, engine ...)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,12 +217,15 @@ class TaskFile(BaseModel):
     metrics: list[MetricSpec] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    references: list[Reference] = Field(default_factory=list)
 
-    @field_validator("data", "protocol", "options", "metrics", "tags", "description", mode="before")
+    @field_validator("data", "protocol", "options", "metrics", "tags", "description", "references", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any, info: Any) -> Any:
         if value is None:
-            return "" if info.field_name == "description" else ([] if info.field_name in ("metrics", "tags") else {})
+            if info.field_name == "description":
+                return ""
+            return [] if info.field_name in ("metrics", "tags", "references") else {}
         return value
 
     @field_validator("metrics")
@@ -305,6 +333,15 @@ def _check_kind(path: Path, parsed: TaskFile) -> None:
             raise _fail(path, f"metrics[{i}].name", f"{m.name!r} cannot be computed: {why}")
 
 
+def _check_references(path: Path, parsed: TaskFile) -> None:
+    """Each reference names a metric the task declares (methods are not imported at load: an
+    unknown method simply matches no stored result)."""
+    names = [m.name for m in parsed.metrics]
+    for i, ref in enumerate(parsed.references):
+        if ref.metric not in names:
+            raise _fail(path, f"references[{i}].metric", f"{ref.metric!r} is not a metric of this task ({', '.join(names)})")
+
+
 def parse_task(raw: Any, path: Path) -> Task:
     """Validate one task file's content; errors name ``path`` and the field."""
     if not isinstance(raw, dict):
@@ -315,6 +352,7 @@ def parse_task(raw: Any, path: Path) -> Task:
         raise definition_error(path, exc, model=TaskFile) from None
     _check_kind(path, parsed)
     _check_formats(path, parsed.data)
+    _check_references(path, parsed)
     return Task(
         id=parsed.id,
         version=parsed.version,
@@ -327,6 +365,7 @@ def parse_task(raw: Any, path: Path) -> Task:
         options=dict(parsed.options),
         tags=tuple(parsed.tags),
         path=path,
+        references=tuple(parsed.references),
     )
 
 

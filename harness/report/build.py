@@ -36,7 +36,23 @@ def read_site(results_dir: Path) -> Site:
     """Scan and validate ``results_dir`` (results and their per-item sidecars) into the site's data."""
     good, bad = ResultStore(results_dir).scan()
     problems = sorted((data.rel_path(p, results_dir), data.scrub(msg, results_dir)) for p, msg in bad)
-    return data.build(good, problems)
+    grades, references, ref_grades, log_problems = reproduction_inputs(results_dir)
+    return data.build(good, sorted(problems + log_problems), grades=grades, references=references,
+                      reference_grades=ref_grades)
+
+
+def reproduction_inputs(results_dir: Path) -> tuple[dict, dict, dict, list[tuple[str, str]]]:
+    """Last reproduction grades (``<results>/reproductions.jsonl``) and the published references
+    of the task files; neither can stop the site from rendering."""
+    from harness.reproduce import last_grades, read_log
+    from harness.tasks import load_tasks
+
+    lines, problems = read_log(results_dir)
+    try:
+        references = {tid: list(t.references) for tid, t in load_tasks().items() if t.references}
+    except Exception as exc:  # a broken tasks directory must not break the report
+        references, problems = {}, problems + [("tasks/", f"references not read: {exc}")]
+    return last_grades(lines, "rerun"), references, last_grades(lines, "reference"), problems
 
 
 def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:

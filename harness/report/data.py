@@ -72,6 +72,7 @@ class Entry:
     rank_note: str = ""
     p_adj: float | None = None
     leader: str | None = None
+    reproduction: dict[str, Any] | None = None  # last `harness reproduce` grade: {grade, date, metrics}
 
     @property
     def result(self) -> Result:
@@ -100,6 +101,7 @@ class Board:
     plots: list[dict[str, str]] = field(default_factory=list)  # filled by the views
     random_weights: bool = False
     notes: list[str] = field(default_factory=list)
+    references: list[dict[str, Any]] = field(default_factory=list)  # published scores: labelled, never ranked
 
     @property
     def files(self) -> dict[str, str]:
@@ -121,6 +123,8 @@ class Site:
     by_method: dict[str, list[StoredResult]]
     method_pages: dict[str, str]  # method name -> page path
     tracks: list[tuple[str, str, tuple[str, ...]]]
+    grades: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> last re-run grade
+    reference_grades: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> last reference grade
 
     @property
     def random_weight_failed(self) -> list[StoredResult]:
@@ -429,6 +433,8 @@ def board_row(board: Board, e: Entry) -> dict[str, Any]:
         "latency": e.latency,
         "latency_label": e.latency_label,
         "reproduce": res.provenance.reproduce,
+        "reproduction": ({"grade": e.reproduction["grade"], "date": e.reproduction["date"]}
+                         if e.reproduction else None),
     }
     for k, _h in board.extra_cols:
         if k.startswith("eff:"):
@@ -501,16 +507,50 @@ def prepare_board(b: Board) -> None:
     b.notes = board_notes(b)
 
 
-def build(good: list[StoredResult], problems: list[tuple[str, str]]) -> Site:
-    """The site's data from the valid results (their items already read) and the problems found."""
+# ---------------------------------------------------------------------------------------------
+# Reproduction grades and published references (from `harness reproduce` and the task files)
+
+
+def reference_rows(board: Board, references: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The published references of a board's task whose condition could sit on this board (same
+    model, full protocol), as labelled rows that are never ranked."""
+    if board.random_weights or board.protocol.get("limit") is not None:
+        return []
+    rows = []
+    for ref in references.get(board.task_id, []):
+        if ref.condition.model != board.model:
+            continue
+        cond = ref.condition.method + (f" ({params_label(ref.condition.params)})" if ref.condition.params else "")
+        rows.append({"label": "published reference", "rank": None, "source": ref.source, "condition": cond,
+                     "metric": ref.metric, "value": ref.value, "tolerance": ref.tolerance,
+                     "note": " ".join(ref.note.split())})
+    return rows
+
+
+def attach_reproduction(boards: list[Board], grades: dict[str, dict[str, Any]],
+                        references: dict[str, list[Any]]) -> None:
+    for b in boards:
+        for e in b.entries:
+            e.reproduction = grades.get(e.run_id)
+        b.references = reference_rows(b, references)
+
+
+def build(good: list[StoredResult], problems: list[tuple[str, str]],
+          grades: dict[str, dict[str, Any]] | None = None, references: dict[str, list[Any]] | None = None,
+          reference_grades: dict[str, dict[str, Any]] | None = None) -> Site:
+    """The site's data from the valid results (their items already read) and the problems found;
+    ``grades`` (run id -> last reproduction grade) and ``references`` (task id -> published
+    references) are optional."""
     table = tracks()
     boards, latency_only, failed = group_boards(good, table)
     protocol_labels(boards)
     for b in boards:
         prepare_board(b)
+    attach_reproduction(boards, grades or {}, references or {})
     run_board = {e.run_id: b for b in boards for e in b.entries} | {r.run_id: b for b in boards for r in b.failed}
     by_method: dict[str, list[StoredResult]] = defaultdict(list)
     for stored in good:
         by_method[stored.result.method.name].append(stored)
     return Site(results=good, problems=problems, boards=boards, failed=failed, latency_only=latency_only,
-                run_board=run_board, by_method=dict(by_method), method_pages=_method_pages(by_method), tracks=table)
+                run_board=run_board, by_method=dict(by_method), method_pages=_method_pages(by_method), tracks=table,
+                grades=dict(grades or {}), reference_grades=dict(reference_grades or {}))

@@ -138,6 +138,7 @@ def board_page(site: Site, b: Board, env: jinja2.Environment, write: Write) -> N
                  | {"params": r["params_json"]} for r in rows],
         "failed": [{"run_id": f.run_id, "method": f.result.method.name, "params": f.result.method.params,
                     "error": f.result.error.to_dict() if f.result.error else None} for f in b.failed],
+        "references": b.references,  # published scores: labelled rows, never ranked
     }))
     write(files["html"], env.get_template("board.html.j2").render(
         root="../", b=b, rows=rows, files={k: Path(v).name for k, v in files.items()},
@@ -226,6 +227,7 @@ def run_page(site: Site, stored: StoredResult, env: jinja2.Environment, write: W
         params_text=params_label(res.method.params), protocol=protocol_text(res.task.protocol),
         page_title=f"run {res.run_id}", pruning_summary=pruning_summary(res),
         metrics=sorted(res.metrics.items(), key=lambda kv: (not kv[1].primary, kv[0])),
+        reproduction=site.grades.get(res.run_id), reference_grade=site.reference_grades.get(res.run_id),
     ))
 
 
