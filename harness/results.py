@@ -1,10 +1,17 @@
 """The result store: one validated JSON file per run, plus sidecars, read back as typed ``Result``s.
 
 Layout: ``<results>/<task id>/<run id>.json`` with ``<run id>.items.jsonl`` (per-item scores) and
-any artifacts (``<run id>.run.trec`` ...) beside it. The run id is a digest of exactly the inputs
-that define the run (method, semantic parameters, model, task id and version, protocol), so running
-the same thing twice finds the stored result, and two different runs never share a file.
-Writes are atomic (temporary file + rename) and validated before anything is replaced.
+artifacts stored once by content under ``<results>/artifacts/``. The run id is a digest of exactly
+the inputs that define the run (method name and version, semantic parameters, model id and content
+digest, task id, version and definition digest, protocol), so running the same thing twice finds
+the stored result, and two different runs never share a file. Writes are atomic (temporary file +
+rename) and validated before anything is replaced.
+
+A stored result defends itself: :meth:`ResultStore.check` (what ``validate``, every scan and the
+runner's "already stored" use) re-derives its run id and body digest, checks its sidecar and
+artifacts against their sha256, re-derives its aggregate metrics from the per-item scores (the task
+kind's ``aggregate``) and refuses it as stale when its task is defined differently today. Hostile
+files (over :data:`MAX_RESULT_BYTES`, nested too deep) are a ResultValidationError, never a crash.
 
 A stored result is modelled by :class:`Result` (pydantic v2). ``harness/schema/result-v1.json`` is
 generated from that model (``python -m harness.results --write-schema``; a test keeps the committed
@@ -275,7 +282,7 @@ class Result(_Record):
     )
 
     schema_version: Literal[1]
-    run_id: StrictStr = Field(pattern=r"^[0-9a-f]{16}$", description="digest of method + params + model + task + protocol")
+    run_id: StrictStr = Field(pattern=r"^[0-9a-f]{16}$", description="digest of method (name, version) + params + model (id, digest) + task (id, version, definition digest) + protocol")
     status: Literal["ok", "failed"]
     error: ErrorInfo | None = None
     created_at: StrictStr

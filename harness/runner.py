@@ -6,8 +6,13 @@ The runner knows no method family: it calls the family's hooks (``resolve_params
 protocol keys it adds, its evaluator).
 
 Order matters for trust: names, parameters, tasks, the model id and the results directory are all
-checked before any expensive work; results already stored are not recomputed (unless forced); a
-failure is stored as a failed result with its error, never as a metric.
+checked before any expensive work (device, batch size, every folder the run writes to, and what the
+family checks from the model's config, e.g. layer removal's ``blocks``); a cell counts as stored
+only when it passes the checks ``validate`` makes, and is not recomputed (unless forced); each
+planned cell is locked (``harness.locks.run_lock``) and re-planned under the lock, so two processes
+never compute the same cell; an invalid file under a cell's run id is moved to
+``<results>/.quarantine/`` first; a failure is stored as a failed result with its error, never as a
+metric.
 """
 
 from __future__ import annotations
