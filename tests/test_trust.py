@@ -90,6 +90,10 @@ def test_a_changed_task_definition_makes_the_result_stale_and_is_never_reused(to
     code, out = validate(capsys, "--results", str(toy.results))
     assert code == 1 and f"STALE   {first.path}: field 'task.definition_digest': stale" in out
     assert "stale" in dict(ResultStore(toy.results).scan()[1])[first.path]
+    from harness.report import build_site
+
+    summary = build_site(toy.results, toy.root / "site")  # left out of the board, on the problems page
+    assert summary.results == 0 and "stale" in dict(summary.problems)[f"toy/{first.path.name}"]
     (second,) = run_toy(toy.results)
     assert second.status == "ok" and second.run_id != first.run_id and evaluations(toy) == 2
     assert first.path.exists()  # the stale result is kept (shown as stale), never deleted
