@@ -141,34 +141,63 @@ def print_outcomes(outcomes) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from harness.results import ResultStore, check_artifacts, load_items
-
+def _validate_paths(args: argparse.Namespace) -> list[Path]:
     paths: list[Path] = []
     for p in args.paths or [args.results]:
         p = Path(p)
         if p.is_dir():
-            paths += sorted(x for x in p.rglob("*.json") if not x.name.startswith("."))
+            paths += sorted(x for x in p.rglob("*.json")
+                            if not any(part.startswith(".") for part in x.relative_to(p).parts))
         else:
             paths.append(p)
+    return paths
+
+
+def _validate_orphans(args: argparse.Namespace) -> int:
+    """Report (or, with --repair, remove) leftovers of interrupted writes; returns how many remain."""
+    from harness.results import ResultStore
+
+    left = 0
+    for root in {Path(p) for p in (args.paths or [args.results]) if Path(p).is_dir()}:
+        for path, why in ResultStore(root).orphans():
+            if args.repair:
+                path.unlink()
+                print(f"REMOVED {path}: {why}")
+            else:
+                left += 1
+                print(f"ORPHAN  {path}: {why} (harness validate --repair removes it)")
+    return left
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from harness.provenance import adapter_change
+    from harness.results import ResultStore, StaleResultError
+
+    paths = _validate_paths(args)
     store = ResultStore(args.results)
-    bad = 0
+    bad = stale = warned = 0
     for path in paths:
         try:
-            doc = store.load(path)
-            load_items(path, doc)
-            check_artifacts(path, doc)
+            stored = store.check(path)
+        except StaleResultError as exc:
+            stale += 1
+            print(f"STALE   {exc}")
+            continue
         except HarnessError as exc:
             bad += 1
             print(f"INVALID {exc}")
-        except OSError as exc:
-            bad += 1
-            print(f"INVALID {path}: {exc}")
-        else:
-            if args.verbose:
-                print(f"ok      {path}")
-    print(f"{len(paths) - bad} valid, {bad} invalid")
-    return 1 if bad else 0
+            continue
+        change = adapter_change(stored.result.method.name, stored.result.provenance.get("method"))
+        if change:
+            warned += 1
+            print(f"WARNING {path}: {change}")
+        elif args.verbose:
+            print(f"ok      {path}")
+    orphans = _validate_orphans(args)
+    valid = len(paths) - bad - stale
+    print(f"{valid} valid, {bad} invalid" + (f", {stale} stale" if stale else "")
+          + (f", {orphans} orphan files" if orphans else "") + (f" ({warned} with a warning)" if warned else ""))
+    return 1 if bad or stale or orphans else 0
 
 
 def _cmd_export_run(args: argparse.Namespace) -> int:
@@ -193,7 +222,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for path, message in summary.problems:
         print(f"problem: {path}: {message}")
     print(f"wrote {len(summary.pages)} pages to {args.out}" + (f" ({len(summary.problems)} problems)" if summary.problems else ""))
-    return 0
+    return 1 if args.strict and summary.problems else 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -235,10 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("validate", help="check stored results against the schema")
+    p = sub.add_parser("validate", help="check stored results: schema, digests, sidecars, artifacts, "
+                                        "re-derived metrics, stale task definitions, orphan files")
     p.add_argument("paths", nargs="*")
     p.add_argument("--results", default=str(config.default_results_dir()))
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--repair", action="store_true",
+                   help="remove orphan temporary files and sidecars (never a result file)")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("export-run", help="write the TREC run file of a stored IR result")
@@ -252,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="render the static leaderboard site from stored results")
     reportmod.add_arguments(p)
+    p.add_argument("--strict", action="store_true", help="exit non-zero when any result has a problem")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="paired comparison of stored runs (for papers)")

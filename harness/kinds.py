@@ -12,7 +12,9 @@ other packages through the entry-point group ``harness.task_kinds``). The record
 * ``protocol``: a pydantic model (``extra="forbid"``) of the task file's ``protocol`` mapping, so a
   misspelt key fails when the task loads;
 * ``metric_error``: which metric names the evaluator can compute (``None`` when it can, else why);
-* ``run_protocol``: the keys the runner adds to the task's protocol (they enter the run id).
+* ``run_protocol``: the keys the runner adds to the task's protocol (they enter the run id);
+* ``aggregate``: ``(metric, items) -> value | None``, how a stored metric follows from the per-item
+  scores (``validate`` re-derives it; None: not a function of the items).
 
 The report reads the tracks through :func:`tracks`; the runner and the task loader through
 :func:`get_kind`.
@@ -24,6 +26,7 @@ with a :class:`SetupContext`, filling a :class:`SetupOutput`), so the runner nee
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC
 from collections.abc import Callable
@@ -125,6 +128,7 @@ class MethodBase(ABC):
     family: ClassVar[str]
     Params: ClassVar[type[MethodParams]]
     takes_model: ClassVar[bool] = False  # True: the runner requires --model; False: refuses it
+    version: ClassVar[int] = 1  # bump when the algorithm changes: it enters the run id
 
     def __init__(self, params: MethodParams):
         self.params = params
@@ -141,6 +145,11 @@ class MethodBase(ABC):
             raise HarnessError(
                 f"{cls.family} methods take their model as a parameter (--params model=...), not --model"
             )
+
+    @classmethod
+    def model_digest(cls, model: str | None) -> str | None:
+        """A digest of the model's content (enters the run id); None when the family has none."""
+        return None
 
     def setup(self, ctx: SetupContext) -> SetupOutput:
         return self.setup_output
@@ -202,6 +211,14 @@ def pattern_metrics(pattern: str, what: str) -> Callable[[str], str | None]:
     return check
 
 
+def item_mean(metric: str, items: list[dict[str, Any]]) -> float | None:
+    """``aggregate`` of kinds whose metrics are the mean of a per-item field of the same name
+    (per-query IR measures, per-example accuracy); None when the items carry no such field."""
+    if not items or any(metric not in item for item in items):
+        return None
+    return math.fsum(float(item[metric]) for item in items) / len(items)
+
+
 def no_metrics(name: str) -> str | None:
     return "this kind computes no metrics"
 
@@ -219,6 +236,7 @@ class TaskKind:
     run_protocol: Callable[[RunSettings], dict[str, Any]] = dtype_unless_float32
     has_metrics: bool = True  # False: tasks of this kind declare no metrics (calibration sets)
     description: str = ""
+    aggregate: Callable[[str, list[dict[str, Any]]], float | None] | None = None
 
     def load_evaluator(self) -> Evaluator:
         if self.evaluator is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import inspect
 import os
 import platform
 import shlex
@@ -43,13 +45,13 @@ def git_state() -> tuple[str | None, bool | None]:
         ).stdout.strip() or None
         dirty = bool(
             subprocess.run(
-                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "harness", "methods", "tasks"],
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=normal", "--", "harness", "methods", "tasks"],
                 capture_output=True, text=True, timeout=10,
             ).stdout.strip()
         )
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return commit, dirty
+    return commit, dirty  # untracked (not ignored) files under these folders count: they change what runs
 
 
 def device_info(device: str) -> dict[str, Any]:
@@ -88,3 +90,55 @@ def collect(device: str) -> dict[str, Any]:
         "device": device_info(device),
         "command": invoked_command(),
     }
+
+
+def _distribution_of(module: str) -> str:
+    """``"harness <version>"`` for a built-in adapter, ``"<dist> <version>"`` for a plug-in."""
+    top = module.split(".")[0]
+    if top in ("methods", "harness"):
+        return f"harness {__version__}"
+    dists = importlib.metadata.packages_distributions().get(top) or []
+    for dist in dists:
+        try:
+            return f"{dist} {importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return f"{top} (no installed distribution)"
+
+
+def source_sha256(cls: type) -> str | None:
+    """sha256 of the file that defines ``cls`` (None when it has no readable source file)."""
+    try:
+        path = inspect.getsourcefile(cls)
+        with open(path, "rb") as fh:  # type: ignore[arg-type]
+            return hashlib.sha256(fh.read()).hexdigest()
+    except (TypeError, OSError):
+        return None
+
+
+def method_source(cls: type) -> dict[str, Any]:
+    """Where a method adapter came from: its module, distribution and version, its source digest."""
+    return {
+        "module": cls.__module__,
+        "class": cls.__qualname__,
+        "distribution": _distribution_of(cls.__module__),
+        "source_sha256": source_sha256(cls),
+    }
+
+
+def adapter_change(method_name: str, stored: dict[str, Any] | None) -> str | None:
+    """A sentence when the adapter of ``method_name`` differs today from the one recorded in a
+    result's ``provenance.method`` (its source file or distribution), else None."""
+    if not stored or not stored.get("source_sha256"):
+        return None
+    from harness.registry import get_method
+
+    try:
+        now = method_source(get_method(method_name).cls)
+    except Exception as exc:  # not installed here: say so, it cannot be compared
+        return f"adapter of {method_name} cannot be loaded here ({type(exc).__name__}: {exc})"
+    if now["source_sha256"] != stored["source_sha256"]:
+        return (f"adapter source of {method_name} changed since this result was made"
+                f" ({stored.get('distribution')}: {stored['source_sha256'][:12]} -> {now['distribution']}:"
+                f" {(now['source_sha256'] or 'none')[:12]})")
+    return None

@@ -1,10 +1,17 @@
 """The result store: one validated JSON file per run, plus sidecars, read back as typed ``Result``s.
 
 Layout: ``<results>/<task id>/<run id>.json`` with ``<run id>.items.jsonl`` (per-item scores) and
-any artifacts (``<run id>.run.trec`` ...) beside it. The run id is a digest of exactly the inputs
-that define the run (method, semantic parameters, model, task id and version, protocol), so running
-the same thing twice finds the stored result, and two different runs never share a file.
-Writes are atomic (temporary file + rename) and validated before anything is replaced.
+artifacts stored once by content under ``<results>/artifacts/``. The run id is a digest of exactly
+the inputs that define the run (method name and version, semantic parameters, model id and content
+digest, task id, version and definition digest, protocol), so running the same thing twice finds
+the stored result, and two different runs never share a file. Writes are atomic (temporary file +
+rename) and validated before anything is replaced.
+
+A stored result defends itself: :meth:`ResultStore.check` (what ``validate``, every scan and the
+runner's "already stored" use) re-derives its run id and body digest, checks its sidecar and
+artifacts against their sha256, re-derives its aggregate metrics from the per-item scores (the task
+kind's ``aggregate``) and refuses it as stale when its task is defined differently today. Hostile
+files (over :data:`MAX_RESULT_BYTES`, nested too deep) are a ResultValidationError, never a crash.
 
 A stored result is modelled by :class:`Result` (pydantic v2). ``harness/schema/result-v1.json`` is
 generated from that model (``python -m harness.results --write-schema``; a test keeps the committed
@@ -20,6 +27,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,18 +60,29 @@ def canonical_json(obj: Any) -> str:
 
 
 def run_digest(
-    method: str, params: dict[str, Any], model: str | None, task_id: str, task_version: int, protocol: dict[str, Any]
+    method: str, params: dict[str, Any], model: str | None, task_id: str, task_version: int, protocol: dict[str, Any],
+    *, task_definition: str | None = None, method_version: int | None = None, model_digest: str | None = None,
 ) -> str:
-    """16 hex digits identifying a run. Changes when any input changes, and only then."""
+    """16 hex digits identifying a run. Changes when any input changes, and only then: the method
+    (name, version, semantic params), the model (id and content digest), the task (id, version and
+    the digest of its full definition, :func:`harness.tasks.definition_digest`) and the protocol."""
     payload = {
         "method": method,
+        "method_version": method_version,
         "params": params,
         "model": model,
+        "model_digest": model_digest,
         "task": task_id,
         "task_version": task_version,
+        "task_definition": task_definition,
         "protocol": protocol,
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+
+def body_digest(doc: dict[str, Any]) -> str:
+    """sha256 of a stored result's canonical JSON without its own ``body_sha256`` field."""
+    return hashlib.sha256(canonical_json({k: v for k, v in doc.items() if k != "body_sha256"}).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +144,8 @@ class MethodInfo(_Record):
     params: dict[str, Any]
     non_semantic: list[StrictStr] | SkipJsonSchema[None] = None
     module: StrictStr | SkipJsonSchema[None] = None
+    version: Annotated[StrictInt, Field(ge=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="the method class's version (bumped when its algorithm changes); in the run id")
 
     @property
     def semantic_params(self) -> dict[str, Any]:
@@ -138,6 +159,7 @@ class ModelInfo(_Record):
     id: StrictStr | None
     random_weights: StrictBool = False
     info: dict[str, Any] | SkipJsonSchema[None] = None
+    digest: StrictStr | None = Field(default=None, description="content digest of the model (in the run id)")
 
     @property
     def notes(self) -> str | None:
@@ -161,6 +183,8 @@ class TaskInfo(_Record):
     ]
     protocol_details: dict[str, Any] | SkipJsonSchema[None] = None
     primary_metric: StrictStr | SkipJsonSchema[None] = None
+    definition_digest: Hex64 | SkipJsonSchema[None] = Field(
+        default=None, description="sha256 of the task's full definition when the run was made (in the run id)")
 
     @field_validator("protocol")
     @classmethod
@@ -233,6 +257,8 @@ class Provenance(_Record):
     calibration: dict[str, Any] | None = None
     started_at: StrictStr | SkipJsonSchema[None] = None
     finished_at: StrictStr | SkipJsonSchema[None] = None
+    method: dict[str, Any] | SkipJsonSchema[None] = Field(
+        default=None, description="where the adapter came from: module, distribution, version, source sha256")
 
 
 class Result(_Record):
@@ -256,7 +282,7 @@ class Result(_Record):
     )
 
     schema_version: Literal[1]
-    run_id: StrictStr = Field(pattern=r"^[0-9a-f]{16}$", description="digest of method + params + model + task + protocol")
+    run_id: StrictStr = Field(pattern=r"^[0-9a-f]{16}$", description="digest of method (name, version) + params + model (id, digest) + task (id, version, definition digest) + protocol")
     status: Literal["ok", "failed"]
     error: ErrorInfo | None = None
     created_at: StrictStr
@@ -269,6 +295,8 @@ class Result(_Record):
     provenance: Provenance
     items: ItemsInfo | None = None
     artifacts: dict[str, Artifact] | SkipJsonSchema[None] = None
+    body_sha256: Hex64 | SkipJsonSchema[None] = Field(
+        default=None, description="sha256 of this document's canonical JSON without this field")
 
     @model_validator(mode="after")
     def _consistent(self) -> Result:
@@ -295,13 +323,18 @@ class Result(_Record):
             "task_id": self.task.id,
             "task_version": self.task.version,
             "protocol": self.task.protocol,
+            "task_definition": self.task.definition_digest,
+            "method_version": self.method.version,
+            "model_digest": self.model.digest,
         }
 
     def identity(self) -> dict[str, Any]:
         """The inputs this result was made from (what the run id covers)."""
         a = self.digest_args()
         return {"method": a["method"], "params": a["params"], "model": a["model"], "task": a["task_id"],
-                "task_version": a["task_version"], "protocol": a["protocol"]}
+                "task_version": a["task_version"], "protocol": a["protocol"],
+                "task_definition": a["task_definition"], "method_version": a["method_version"],
+                "model_digest": a["model_digest"]}
 
     @property
     def ok(self) -> bool:
@@ -358,9 +391,15 @@ def validate_result(doc: Any, source: str = "<result>") -> Result:
             " (not a harness result, or written by another version)"
         )
     try:
-        return Result.model_validate(doc)
+        result = Result.model_validate(doc)
     except ValidationError as exc:
         raise ResultValidationError(_error_message(exc, source)) from None
+    if result.body_sha256 is not None and body_digest(doc) != result.body_sha256:
+        raise ResultValidationError(
+            f"{source}: field 'body_sha256': stored {result.body_sha256}, the body has {body_digest(doc)}"
+            " (the file was edited after it was written)"
+        )
+    return result
 
 
 def semantic_params(method: dict[str, Any] | MethodInfo) -> dict[str, Any]:
@@ -382,6 +421,9 @@ def identity_of(doc: dict[str, Any] | Result) -> dict[str, Any]:
         "task": doc["task"]["id"],
         "task_version": doc["task"]["version"],
         "protocol": doc["task"]["protocol"],
+        "task_definition": doc["task"].get("definition_digest"),
+        "method_version": doc["method"].get("version"),
+        "model_digest": doc["model"].get("digest"),
     }
 
 
@@ -508,31 +550,128 @@ class StoredResult:
         return self.result.run_id
 
 
+class StaleResultError(ResultValidationError):
+    """A valid result whose task definition has changed since it was made."""
+
+
+MAX_RESULT_BYTES = 64 << 20
+METRIC_REL_TOL = 1e-9  # float noise: a sum of a few thousand doubles in another order
+METRIC_ABS_TOL = 1e-12
+
+
+def current_definition_digest(task_id: str, tasks_dir: Path | None = None) -> str | None:
+    """The definition digest of ``task_id`` as the tasks directory defines it today (None when no
+    loadable task has that id)."""
+    from harness.tasks import definition_digest, load_tasks
+
+    try:
+        task = load_tasks(tasks_dir).get(task_id)
+    except (HarnessError, OSError):
+        return None
+    return definition_digest(task) if task is not None else None
+
+
+def check_metrics(result_path: Path, doc: Result, items: list[dict[str, Any]]) -> None:
+    """Each aggregate metric that its task kind can re-derive from the per-item scores (``TaskKind
+    .aggregate``) equals the stored value within float noise; a mismatch names file, field, stored
+    and recomputed values."""
+    if not doc.ok or not items:
+        return
+    from harness.kinds import TASK_KINDS
+
+    try:
+        aggregate = TASK_KINDS.get(doc.task.kind).aggregate
+    except Exception:  # a kind that is not installed here cannot be re-derived
+        return
+    if aggregate is None:
+        return
+    for name, metric in doc.metrics.items():
+        try:
+            recomputed = aggregate(name, items)
+        except (TypeError, ValueError, KeyError, ZeroDivisionError, OverflowError) as exc:
+            raise ResultValidationError(
+                f"{result_path}: field 'metrics.{name}.value': cannot be re-derived from the items ({exc})") from None
+        if recomputed is None:
+            continue
+        if not math.isclose(metric.value, recomputed, rel_tol=METRIC_REL_TOL, abs_tol=METRIC_ABS_TOL):
+            raise ResultValidationError(
+                f"{result_path}: field 'metrics.{name}.value': stored {metric.value!r}, recomputed from"
+                f" {len(items)} items {recomputed!r}"
+            )
+        if metric.n != len(items):
+            raise ResultValidationError(
+                f"{result_path}: field 'metrics.{name}.n': stored {metric.n}, the sidecar has {len(items)} items")
+
+
+QUARANTINE_DIR = ".quarantine"
+
+
 class ResultStore:
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, tasks_dir: Path | None = None):
         self.root = Path(root)
+        self.tasks_dir = tasks_dir  # where current task definitions are read (None: the configured one)
 
     def path_for(self, task_id: str, run_id: str) -> Path:
         return self.root / task_id / f"{run_id}.json"
 
-    def check_writable(self) -> None:
-        """Fail before any work when results cannot be written."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".write-test-", dir=self.root)
-            os.close(fd)
-            os.unlink(tmp)
-        except OSError as exc:
-            raise HarnessError(f"results directory {self.root} is not writable: {exc}") from None
+    def check_writable(self, subdirs: tuple[str, ...] | list[str] = ()) -> None:
+        """Fail before any work when results cannot be written: the directory itself and each
+        folder a run will write into (``<results>/<task id>``, the artifacts, the locks)."""
+        for folder in [self.root, *(self.root / d for d in subdirs)]:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".write-test-", suffix=".tmp", dir=folder)
+                os.close(fd)
+                os.unlink(tmp)
+            except OSError as exc:
+                raise HarnessError(f"results directory {folder} is not writable: {exc}") from None
 
     def load(self, path: Path) -> Result:
+        """The typed result stored at ``path``; hostile files (too large, nested too deep, not
+        JSON) are a ResultValidationError naming the file, never a crash."""
+        path = Path(path)
         try:
-            doc = json.loads(Path(path).read_text())
+            size = path.stat().st_size
+            if size > MAX_RESULT_BYTES:
+                raise ResultValidationError(
+                    f"{path}: {size} bytes, more than the {MAX_RESULT_BYTES >> 20} MB a result file may have")
+            doc = json.loads(path.read_text())
+            return validate_result(doc, str(path))
         except json.JSONDecodeError as exc:
             raise ResultValidationError(f"{path}: not valid JSON ({exc})") from None
         except UnicodeDecodeError:
             raise ResultValidationError(f"{path}: not a UTF-8 text file") from None
-        return validate_result(doc, str(path))
+        except RecursionError:
+            raise ResultValidationError(f"{path}: JSON nested too deeply to be a harness result") from None
+        except OSError as exc:
+            raise ResultValidationError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+    def check(self, path: Path) -> StoredResult:
+        """Every check ``validate`` makes, on one stored file: schema and run id, body digest,
+        sidecar and artifacts against their sha256, aggregate metrics re-derived from the per-item
+        scores, and the task definition still the one the result was made with (else stale).
+        ``run`` trusts a stored cell only when this passes."""
+        stored = StoredResult(Path(path), self.load(path))
+        try:
+            items = stored.items()
+        except RecursionError:
+            raise ResultValidationError(f"{path}: field 'items.file': a line is nested too deeply") from None
+        check_artifacts(stored.path, stored.result)
+        check_metrics(stored.path, stored.result, items)
+        self.check_fresh(stored.path, stored.result)
+        return stored
+
+    def check_fresh(self, path: Path, result: Result) -> None:
+        """StaleResultError when the result's task is defined differently today."""
+        stored = result.task.definition_digest
+        if stored is None:
+            return  # made before definitions were digested (or synthetic): its run id cannot match a new run
+        current = current_definition_digest(result.task.id, self.tasks_dir)
+        if current is not None and current != stored:
+            raise StaleResultError(
+                f"{path}: field 'task.definition_digest': stale: task {result.task.id} is defined differently"
+                f" today ({current[:12]}, stored {stored[:12]}); re-run it"
+            )
 
     def existing(self, task_id: str, run_id: str) -> Result | None:
         path = self.path_for(task_id, run_id)
@@ -576,6 +715,7 @@ class ResultStore:
                           "bytes": len(data)}
         if arts:
             doc["artifacts"] = arts
+        doc["body_sha256"] = body_digest(doc)
         validate_result(doc, str(path))
         if items is not None:
             atomic_write_bytes(path.parent / doc["items"]["file"], blob)
@@ -594,22 +734,52 @@ class ResultStore:
     def iter_paths(self) -> Iterator[Path]:
         if not self.root.is_dir():
             return
-        yield from sorted(p for p in self.root.rglob("*.json") if not p.name.startswith("."))
+        yield from sorted(p for p in self.root.rglob("*.json")
+                          if not any(part.startswith(".") for part in p.relative_to(self.root).parts))
 
     def scan(self) -> tuple[list[StoredResult], list[tuple[Path, str]]]:
-        """All results that validate (their per-item sidecars read and checked), and (path, problem)
-        for the rest. Touches nothing."""
+        """All results that pass :meth:`check`, and (path, problem) for the rest (invalid,
+        tampered or stale). Touches nothing."""
         good: list[StoredResult] = []
         bad: list[tuple[Path, str]] = []
         for path in self.iter_paths():
             try:
-                stored = StoredResult(path, self.load(path))
-                stored.items()
-                check_artifacts(path, stored.result)
-                good.append(stored)
+                good.append(self.check(path))
             except ResultValidationError as exc:
                 bad.append((path, str(exc)))
         return good, bad
+
+    def orphans(self) -> list[tuple[Path, str]]:
+        """Leftovers of interrupted writes: temporary files (``.*.tmp``) and per-item sidecars whose
+        result file is gone. Never a result file, an artifact a result names, or a quarantined file."""
+        if not self.root.is_dir():
+            return []
+        found: list[tuple[Path, str]] = []
+        for path in sorted(self.root.rglob(".*.tmp")):
+            if path.is_file() and QUARANTINE_DIR not in path.relative_to(self.root).parts:
+                found.append((path, "temporary file left by an interrupted write"))
+        for path in sorted(self.root.rglob(f"*{ITEMS_SUFFIX}")):
+            rel = path.relative_to(self.root).parts
+            if any(part.startswith(".") for part in rel):
+                continue
+            result = path.with_name(path.name.removesuffix(ITEMS_SUFFIX) + ".json")
+            if not result.exists():
+                found.append((path, f"sidecar without its result {result.name}"))
+        return found
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a stored file that does not validate (and its sidecar) to ``<results>/.quarantine/``,
+        keeping it for inspection; returns where it went."""
+        path = Path(path)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        target_dir = self.root / QUARANTINE_DIR / path.parent.name
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{path.name}.{stamp}"
+        os.replace(path, target)
+        sidecar = path.with_name(path.name.removesuffix(".json") + ITEMS_SUFFIX)
+        if sidecar.exists():
+            os.replace(sidecar, target_dir / f"{sidecar.name}.{stamp}")
+        return target
 
 
 def main(argv: list[str] | None = None) -> int:

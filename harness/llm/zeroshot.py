@@ -27,7 +27,7 @@ from pydantic import field_validator
 
 from harness.data import package_dir
 from harness.errors import HarnessError
-from harness.kinds import EvalOutput, Metric, Protocol, RunContext, TaskKind, Track, fixed_metrics
+from harness.kinds import EvalOutput, Metric, Protocol, RunContext, TaskKind, Track, fixed_metrics, item_mean
 from harness.tasks import Task
 from harness.llm.zeroshot_data import PreparedData, prepare
 
@@ -275,4 +275,5 @@ KIND = TaskKind(
     protocol=ZeroshotProtocol,
     metric_error=fixed_metrics("acc", "acc_norm"),
     description="zero-shot accuracy through lm-eval's own task definitions",
+    aggregate=item_mean,
 )

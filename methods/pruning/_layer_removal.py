@@ -54,6 +54,10 @@ class LayerRemovalParams(CalibrationParams):
         if self.batch_size < 1:
             raise ParamError(f"batch_size={self.batch_size} must be >= 1")
 
+    def check_block_count(self, num_blocks: int) -> None:
+        """Called with the block count read from the model's config, before its weights load."""
+        self.count(num_blocks)
+
     def count(self, num_blocks: int) -> int:
         k = self.blocks if self.blocks is not None else int(round(self.fraction * num_blocks))
         if not (1 <= k < num_blocks):
