@@ -38,3 +38,21 @@ def test_bad_ids_and_files_are_refused():
         runfile.from_trec(b"q Q0 a 1 2 t\nq Q0 b 3 1 t\n", "run.trec")
     with pytest.raises(DataIntegrityError, match="6 columns"):
         runfile.from_trec(b"q Q0 a 1\n")
+
+
+def test_export_run_of_a_committed_result_writes_its_trec_file(tmp_path, capsys):
+    from pathlib import Path
+
+    from harness.cli import main
+    from harness.results import ResultStore
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    path = next(p for p in sorted((results / "cacm").glob("*.json")))
+    stored = ResultStore(results).load(path)
+    lists = runfile.decode(open(path.parent / stored.artifacts["run"].file, "rb").read())
+    out = tmp_path / "run.trec"
+    assert main(["export-run", stored.run_id, "--results", str(results), "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == sum(len(d) for _, d in lists)
+    qid, q0, docno, rank, score, tag = lines[0].split()
+    assert (qid, q0, docno, rank, tag) == (lists[0][0], "Q0", lists[0][1][0], "1", stored.method.name)
