@@ -229,7 +229,8 @@ def _cmd_new_method(args: argparse.Namespace) -> int:
 def _cmd_check_submission(args: argparse.Namespace) -> int:
     from harness.submission import check_submission
 
-    report = check_submission(args.target, real_task=not args.no_task, timeout_s=args.timeout)
+    report = check_submission(args.target, real_task=not args.no_task, timeout_s=args.timeout,
+                              tests=[Path(p) for p in args.tests or []])
     print(report.text())
     return 0 if report.ok else 1
 
@@ -314,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-submission", help="check a method module or package before a pull request")
     p.add_argument("target", help="a module name (methods.pruning.mine), a .py file, or a package directory")
     p.add_argument("--no-task", action="store_true", help="skip the cheap real task run")
+    p.add_argument("--tests", action="append", metavar="FILE",
+                   help="the submission's test file (repeatable; default: tests/test_method_<module>.py)")
     p.add_argument("--timeout", type=int, default=300, help="seconds allowed for the test file and for the task")
     p.set_defaults(func=_cmd_check_submission)
 

@@ -103,7 +103,11 @@ def test_params_without_defaults_or_with_invalid_defaults(tmp_path):
             def transformer(self):
                 return None
     '''))
-    report = check_submission(str(tmp_path / "sub_params.py"), real_task=False)
+    failing = tmp_path / "test_sub_params_fails.py"
+    failing.write_text("def test_scores_are_ordered():\n    assert [1, 2] == [2, 1]\n")
+    report = check_submission(str(tmp_path / "sub_params.py"), real_task=False, tests=[failing])
+    assert _status(report)["tests"] == "FAIL"
+    assert "pytest exit 1" in _detail(report, "tests") and "test_scores_are_ordered" in _detail(report, "tests")
     assert "the defaults are invalid: depth=0 must be >= 1" in _detail(report, "params sub-params")
     assert _status(report)["docstring sub-params"] == "PASS"
 
