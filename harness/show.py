@@ -9,6 +9,7 @@ stored standard error (value +- 1.96 stderr) and are shown only where a stderr i
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from harness.results import Result, StoredResult
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 Rows = list[tuple[str, str]]
+WRAP_AT = 120  # characters of a line; longer values continue on the next lines
 
 
 def interval(value: float, stderr: float | None) -> tuple[float, float] | None:
@@ -64,7 +66,11 @@ def _task(r: Result) -> Rows:
     rows = [("id", f"{t.id} v{t.version} ({t.kind})")]
     if t.title:
         rows.append(("title", t.title))
-    rows.append(("protocol", protocol_text(t.protocol)))
+    flat = {k: v for k, v in t.protocol.items() if not isinstance(v, (dict, list))}
+    rows.append(("protocol", protocol_text(flat)))
+    for key, value in sorted(t.protocol.items()):
+        if key not in flat:  # a nested setting (a latency grid): one row each, wrappable JSON
+            rows.append((f"protocol.{key}", json.dumps(value, sort_keys=True)))
     details = {k: v for k, v in (t.protocol_details or {}).items() if not isinstance(v, (dict, list))}
     if details:
         rows.append(("details", protocol_text(details)))
@@ -160,6 +166,13 @@ def _metric_lines(metrics: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _wrapped(label: str, value: str, width: int) -> list[str]:
+    """One row; a value longer than the page wraps at spaces, continued in the value column."""
+    pad = " " * (width + 4)
+    lines = textwrap.wrap(value, WRAP_AT - len(pad), break_long_words=False, break_on_hyphens=False) or [""]
+    return [f"  {label.ljust(width)}  {lines[0]}"] + [pad + line for line in lines[1:]]
+
+
 def render_text(data: dict[str, Any]) -> str:
     """Aligned sections: labels padded to one width across the whole page."""
     sections = data["sections"]
@@ -167,7 +180,8 @@ def render_text(data: dict[str, Any]) -> str:
     out = [f"run {data['run_id']}  status {data['status']}  created {data['created_at']}", f"  {data['path']}", ""]
     for title, rows in sections.items():
         out.append(title.upper())
-        out += [f"  {label.ljust(width)}  {value}" for label, value in rows]
+        for label, value in rows:
+            out += _wrapped(label, value, width)
         out.append("")
         if title == "task":
             if data["metrics"]:

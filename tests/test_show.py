@@ -53,8 +53,18 @@ def test_labels_are_aligned_across_sections(tmp_path):
     rows = [row for rows in data["sections"].values() for row in rows]
     col = 2 + max(len(label) for label, _ in rows) + 2  # every value starts in this column
     for label, value in rows:
-        assert any(line[:col].strip() == label and line[col:] == value for line in lines), label
+        if col + len(value) <= 120:  # longer values wrap, continued in the same column
+            assert any(line[:col].strip() == label and line[col:] == value for line in lines), label
     assert len(rows) > 20
+    assert max(len(line) for line in lines) <= 120 or any(" " not in line.strip() for line in lines)
+
+
+def test_long_values_wrap_in_the_value_column(tmp_path):
+    from harness.show import _wrapped
+
+    lines = _wrapped("packages", ", ".join(f"package{i} 1.{i}.0" for i in range(30)), 10)
+    assert len(lines) > 2 and all(len(line) <= 120 for line in lines)
+    assert all(line.startswith(" " * 14) and line[14] != " " for line in lines[1:])
 
 
 def test_json_view_and_cli(tmp_path, capsys):
