@@ -252,6 +252,40 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_submitter_commands(sub: argparse._SubParsersAction) -> None:
+    """`show`, `export`, `new-method` and `check-submission`: one run read back, exported, and the
+    submitter's path (see CONTRIBUTING.md)."""
+    p = sub.add_parser("show", help="show one stored run: method, task, metrics with intervals, provenance")
+    p.add_argument("run_id", help="run id, a unique prefix of one, or a result file")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("export", help="export stored runs for other tools (lm-eval results JSON, ir_metadata)")
+    p.add_argument("run_id", nargs="+", help="run ids (lm-eval: runs of one method+params+model merge into one file)")
+    p.add_argument("--format", choices=["lm-eval", "ir-metadata"], required=True)
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--out", help="output file (default: standard output); ir-metadata into an existing "
+                                 "directory writes <run id>.trec and <run id>.ir_metadata.yaml there")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("new-method", help="scaffold a method adapter and its test")
+    p.add_argument("name", help="the method's registered name (lower case, digits, '-')")
+    p.add_argument("--family", required=True, choices=["pruning", "retrieval", "reranking"])
+    p.add_argument("--package", metavar="DIR",
+                   help="write a separate installable package here (entry point harness.methods) "
+                        "instead of methods/<family>/ in this repository")
+    p.set_defaults(func=_cmd_new_method)
+
+    p = sub.add_parser("check-submission", help="check a method module or package before a pull request")
+    p.add_argument("target", help="a module name (methods.pruning.mine), a .py file, or a package directory")
+    p.add_argument("--no-task", action="store_true", help="skip the cheap real task run")
+    p.add_argument("--tests", action="append", metavar="FILE",
+                   help="the submission's test file (repeatable; default: tests/test_method_<module>.py)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds allowed for the test file and for the task")
+    p.set_defaults(func=_cmd_check_submission)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark harness for pruning, retrieval and reranking.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -290,35 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (default: standard output)")
     p.set_defaults(func=_cmd_export_run)
 
-    p = sub.add_parser("show", help="show one stored run: method, task, metrics with intervals, provenance")
-    p.add_argument("run_id", help="run id, a unique prefix of one, or a result file")
-    p.add_argument("--results", default=str(config.default_results_dir()))
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.set_defaults(func=_cmd_show)
-
-    p = sub.add_parser("export", help="export stored runs for other tools (lm-eval results JSON, ir_metadata)")
-    p.add_argument("run_id", nargs="+", help="run ids (lm-eval: runs of one method+params+model merge into one file)")
-    p.add_argument("--format", choices=["lm-eval", "ir-metadata"], required=True)
-    p.add_argument("--results", default=str(config.default_results_dir()))
-    p.add_argument("--out", help="output file (default: standard output); ir-metadata into an existing "
-                                 "directory writes <run id>.trec and <run id>.ir_metadata.yaml there")
-    p.set_defaults(func=_cmd_export)
-
-    p = sub.add_parser("new-method", help="scaffold a method adapter and its test")
-    p.add_argument("name", help="the method's registered name (lower case, digits, '-')")
-    p.add_argument("--family", required=True, choices=["pruning", "retrieval", "reranking"])
-    p.add_argument("--package", metavar="DIR",
-                   help="write a separate installable package here (entry point harness.methods) "
-                        "instead of methods/<family>/ in this repository")
-    p.set_defaults(func=_cmd_new_method)
-
-    p = sub.add_parser("check-submission", help="check a method module or package before a pull request")
-    p.add_argument("target", help="a module name (methods.pruning.mine), a .py file, or a package directory")
-    p.add_argument("--no-task", action="store_true", help="skip the cheap real task run")
-    p.add_argument("--tests", action="append", metavar="FILE",
-                   help="the submission's test file (repeatable; default: tests/test_method_<module>.py)")
-    p.add_argument("--timeout", type=int, default=300, help="seconds allowed for the test file and for the task")
-    p.set_defaults(func=_cmd_check_submission)
+    add_submitter_commands(sub)
 
     from harness import compare as comparemod
     from harness import report as reportmod
