@@ -282,7 +282,7 @@ def add_submitter_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-task", action="store_true", help="skip the cheap real task run")
     p.add_argument("--tests", action="append", metavar="FILE",
                    help="the submission's test file (repeatable; default: tests/test_method_<module>.py)")
-    p.add_argument("--timeout", type=int, default=300, help="seconds allowed for the test file and for the task")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed for the test file, and again for the task")
     p.set_defaults(func=_cmd_check_submission)
 
 

@@ -384,7 +384,7 @@ def _check_task(t: Target, info: Any, report: SubmissionReport, timeout_s: int) 
     report.add(name, "PASS", line)
 
 
-def check_submission(target: str, real_task: bool = True, timeout_s: int = 300,
+def check_submission(target: str, real_task: bool = True, timeout_s: int = 600,
                      tests: list[Path] | None = None) -> SubmissionReport:
     """Every check on ``target``; the report says what passed and why anything failed. ``tests``
     replaces the test files found by name (``tests/test_method_<module>.py``)."""
