@@ -1,4 +1,4 @@
-"""Command line: `harness list|run|validate|report|compare|export-run|reproduce`."""
+"""Command line: `harness list|run|validate|report|compare|export-run|reproduce|show|export|new-method|check-submission`."""
 
 from __future__ import annotations
 
@@ -215,6 +215,55 @@ def _cmd_export_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from harness.show import show
+
+    sys.stdout.write(show(args.run_id, Path(args.results), args.format))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.compare import find_runs
+    from harness.exports import ir_metadata_yaml, lm_eval_results, write_ir_pair
+
+    runs = find_runs(args.run_id, Path(args.results))
+    if args.format == "lm-eval":
+        text = json.dumps(lm_eval_results(runs), indent=2, ensure_ascii=False, default=str) + "\n"
+    else:
+        if len(runs) != 1:
+            raise HarnessError("--format ir-metadata describes one run at a time")
+        if args.out and Path(args.out).is_dir():  # the run file and its description side by side
+            for path in write_ir_pair(runs[0], Path(args.out)):
+                print(f"wrote {path}", file=sys.stderr)
+            return 0
+        text = ir_metadata_yaml(runs[0])
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_new_method(args: argparse.Namespace) -> int:
+    from harness.scaffold import scaffold
+
+    for path in scaffold(args.name, args.family, Path(args.package) if args.package else None):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_check_submission(args: argparse.Namespace) -> int:
+    from harness.submission import check_submission
+
+    report = check_submission(args.target, real_task=not args.no_task, timeout_s=args.timeout,
+                              tests=[Path(p) for p in args.tests or []])
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.report import run_from_args
 
@@ -236,6 +285,40 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from harness.reproduce import run_from_args
 
     return run_from_args(args)
+
+
+def add_submitter_commands(sub: argparse._SubParsersAction) -> None:
+    """`show`, `export`, `new-method` and `check-submission`: one run read back, exported, and the
+    submitter's path (see CONTRIBUTING.md)."""
+    p = sub.add_parser("show", help="show one stored run: method, task, metrics with intervals, provenance")
+    p.add_argument("run_id", help="run id, a unique prefix of one, or a result file")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("export", help="export stored runs for other tools (lm-eval results JSON, ir_metadata)")
+    p.add_argument("run_id", nargs="+", help="run ids (lm-eval: runs of one method+params+model merge into one file)")
+    p.add_argument("--format", choices=["lm-eval", "ir-metadata"], required=True)
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--out", help="output file (default: standard output); ir-metadata into an existing "
+                                 "directory writes <run id>.trec and <run id>.ir_metadata.yaml there")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("new-method", help="scaffold a method adapter and its test")
+    p.add_argument("name", help="the method's registered name (lower case, digits, '-')")
+    p.add_argument("--family", required=True, choices=["pruning", "retrieval", "reranking"])
+    p.add_argument("--package", metavar="DIR",
+                   help="write a separate installable package here (entry point harness.methods) "
+                        "instead of methods/<family>/ in this repository")
+    p.set_defaults(func=_cmd_new_method)
+
+    p = sub.add_parser("check-submission", help="check a method module or package before a pull request")
+    p.add_argument("target", help="a module name (methods.pruning.mine), a .py file, or a package directory")
+    p.add_argument("--no-task", action="store_true", help="skip the cheap real task run")
+    p.add_argument("--tests", action="append", metavar="FILE",
+                   help="the submission's test file (repeatable; default: tests/test_method_<module>.py)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed for the test file, and again for the task")
+    p.set_defaults(func=_cmd_check_submission)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=str(config.default_results_dir()))
     p.add_argument("--out", help="output file (default: standard output)")
     p.set_defaults(func=_cmd_export_run)
+
+    add_submitter_commands(sub)
 
     from harness import compare as comparemod
     from harness import report as reportmod
