@@ -1,6 +1,7 @@
 """`harness show`: one stored run, with intervals from the stored stderr, provenance and reproduce."""
 
 import json
+import math
 
 import pytest
 
@@ -14,12 +15,14 @@ from harness.show import Z95, interval, show, show_data
 def _stored_with_stderr(tmp_path):
     store = ResultStore(tmp_path)
     doc = make_doc(method="wanda", params={"sparsity": 0.5, "batch_size": 4}, task_id="wikitext2", limit=8,
-                   metrics={"ppl": 30.0, "nll": 3.4}, measured_sparsity=0.5, prune_seconds=12.5,
+                   metrics={"ppl": 30.0, "nll": math.log(30.0)}, measured_sparsity=0.5, prune_seconds=12.5,
                    non_semantic=["batch_size"])
     doc["metrics"]["ppl"].update(n=8, stderr=2.0)
     doc["metrics"]["nll"].update(n=8)  # no stderr stored: no interval
     doc["provenance"]["calibration"] = {"set": "c4-sample1k", "nsamples": 32, "seqlen": 512, "seed": 0}
-    path = store.write(doc, items=synth_items("wikitext2", 0.0, 8, 1))
+    # per-window NLLs consistent with the stored figures (the store re-derives ppl and nll from them)
+    items = [{"item": f"window-{i:04d}", "nll": math.log(30.0), "ppl": 30.0, "tokens": 2047} for i in range(8)]
+    path = store.write(doc, items=items)
     return doc, path
 
 
