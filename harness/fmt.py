@@ -89,6 +89,11 @@ _LATEX_SPECIAL = {
     "—": "--",
     "−": "-",
     "×": r"$\times$",
+    "▲": r"$\blacktriangle$",
+    "▼": r"$\blacktriangledown$",
+    "±": r"$\pm$",
+    "≥": r"$\geq$",
+    "α": r"$\alpha$",
 }
 
 
