@@ -305,8 +305,10 @@ def downloads(site: Site, results_dir: Path, tracks: list[dict[str, Any]], write
     write("downloads/boards.json", dump(index_rows))
 
 
-def index_page(site: Site, tracks: list[dict[str, Any]], env: jinja2.Environment, write: Write) -> None:
+def index_page(site: Site, tracks: list[dict[str, Any]], env: jinja2.Environment, write: Write,
+               suites: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
     write("index.html", env.get_template("index.html.j2").render(
+        suites=[s for s in suites if "error" not in s], suite_errors=[s["error"] for s in suites if "error" in s],
         root="", tracks=tracks, n_results=len(site.results), n_boards=len(site.boards), problems=site.problems,
         n_failed=len(site.failed),
         methods=[(n, site.method_pages[n], len(site.by_method[n])) for n in sorted(site.by_method)],

@@ -297,9 +297,9 @@ def protocol_words(v: SuiteView) -> str:
     return f"{v.suite.title}, {model}. Per member (metric): {members}."
 
 
-def caption(v: SuiteView) -> str:
+def caption(v: SuiteView, with_protocol: bool = True) -> str:
     s = v.suite
-    parts = [protocol_words(v)]
+    parts = [protocol_words(v)] if with_protocol else []
     if s.aggregate:
         parts.append(f"{s.aggregate_label}: the mean of {', '.join(s.member(m).label for m in s.aggregate)}; "
                      "a row missing one of them has none.")
