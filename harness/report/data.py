@@ -526,20 +526,36 @@ def board_summary(b: Board) -> dict[str, Any]:
     }
 
 
+AMOUNT_PARAMS = ("sparsity", "blocks", "fraction", "ratio")  # params that set how much is pruned: the x axis
+
+
+def series_label(method: str, params: dict[str, Any], varying: set[str], structure: str | None) -> str:
+    """A line's label: the method, its pattern and structure, and its other params that vary."""
+    pattern = params.get("pattern")
+    label = method + (f" [{pattern}]" if pattern and pattern != "unstructured" else "")
+    label += f" [{structure}]" if structure else ""
+    rest = {k: v for k, v in params.items() if k in varying and k not in AMOUNT_PARAMS and k != "pattern"}
+    return label + (f" ({params_label(rest)})" if rest else "")
+
+
+def varying_params(params: list[dict[str, Any]]) -> set[str]:
+    keys = {k for p in params for k in p}
+    return {k for k in keys if len({canonical_json(p.get(k, "<absent>")) for p in params}) > 1}
+
+
 def sparsity_series(b: Board) -> dict[str, list[tuple[float, float]]]:
-    """Quality vs measured sparsity: one line per method + params other than the sparsity target,
-    marked with the pattern param and the structure the results declare."""
+    """Quality vs measured sparsity: one line per method (the pruning papers' figure), split only by
+    the pattern, the structure the results declare, and params other than the pruned amount."""
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in b.entries:
+        by_method[e.method].append(e.result.method.semantic_params)
     for e in b.entries:
         v = e.result.value(b.primary)
         if e.sparsity is None or v is None or e.result.method.family != "pruning":
             continue
-        rest = {k: p for k, p in e.result.method.semantic_params.items() if k not in ("sparsity", "pattern")}
-        pattern = e.params.get("pattern")
-        structure = structure_of(e.result)
-        label = e.method + (f" [{pattern}]" if pattern and pattern != "unstructured" else "")
-        label += f" [{structure}]" if structure else ""
-        label += f" ({params_label(rest)})" if rest else ""
+        label = series_label(e.method, e.result.method.semantic_params, varying_params(by_method[e.method]),
+                             structure_of(e.result))
         series[label].append((e.sparsity, float(v)))
     return series
 

@@ -12,9 +12,8 @@ from typing import Any
 import jinja2
 
 from harness.errors import HarnessError
-from harness.fmt import params_label
 from harness.report import plots
-from harness.report.data import Site, slugify
+from harness.report.data import Site, series_label, slugify, varying_params
 from harness.report.suite import AGG, SuiteView, caption, models_of, protocol_words, suite_view, to_table
 from harness.suites import Suite, load_suites
 from harness.table import Table
@@ -29,22 +28,14 @@ def load_site_suites() -> tuple[list[Suite], str | None]:
 
 
 def aggregate_series(v: SuiteView) -> dict[str, list[tuple[float, float]]]:
-    """Aggregate vs measured sparsity: one line per method + its params other than the sparsity."""
+    """Aggregate vs measured sparsity: one line per method (split as the boards' plots are)."""
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in v.rows:
         if r.aggregate is None or r.sparsity is None:
             continue
-        rest = {k: p for k, p in r.params.items() if k != "sparsity"}
-        varying = _varying_keys(v, r.method)
-        shown = {k: p for k, p in rest.items() if k in varying}
-        series[r.method + (f" ({params_label(shown)})" if shown else "")].append((r.sparsity, r.aggregate))
+        varying = varying_params([x.params for x in v.rows if x.method == r.method])
+        series[series_label(r.method, r.params, varying, None)].append((r.sparsity, r.aggregate))
     return series
-
-
-def _varying_keys(v: SuiteView, method: str) -> set[str]:
-    same = [r.params for r in v.rows if r.method == method]
-    keys = {k for p in same for k in p if k != "sparsity"}
-    return {k for k in keys if len({repr(p.get(k)) for p in same}) > 1}
 
 
 def html_cells(t: Table, i: int) -> list[dict[str, Any]]:
