@@ -59,7 +59,16 @@ class SuiteFile(BaseModel):
     description: str = ""
     protocol: dict[str, Any] = Field(default_factory=dict)
     members: Annotated[list[MemberFile | str], Field(min_length=1)]
-    aggregate: AggregateFile | Literal["none"]
+    aggregate: AggregateFile | None  # written "none" in the file
+
+    @field_validator("aggregate", mode="before")
+    @classmethod
+    def _none(cls, value: Any) -> Any:
+        if value == "none":
+            return None
+        if not isinstance(value, dict):
+            raise ValueError(f"must be none or a mapping (label, over), got {value!r}")
+        return value
 
     @field_validator("members")
     @classmethod

@@ -18,7 +18,7 @@ and renders it as one :class:`harness.table.Table` (site, ``harness table``, dow
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from harness import stats
 from harness.compare import DERIVED, item_field
 from harness.errors import HarnessError
-from harness.fmt import params_label
+from harness.fmt import short_labels as fmt_short_labels
 from harness.results import StoredResult, canonical_json
 from harness.suites import Member, Suite
 from harness.table import EXPORT, Column, Table
@@ -145,15 +145,8 @@ def collect_rows(suite: Suite, results: list[StoredResult], model: str | None
 
 def short_labels(rows: list[SuiteRow]) -> None:
     """The method name plus only the params that differ between that method's rows in this table."""
-    by_method: dict[str, list[SuiteRow]] = defaultdict(list)
-    for r in rows:
-        by_method[r.method].append(r)
-    for same in by_method.values():
-        keys = sorted({k for r in same for k in r.params})
-        varying = [k for k in keys if len({canonical_json(r.params.get(k, "<absent>")) for r in same}) > 1]
-        for r in same:
-            shown = {k: r.params[k] for k in varying if k in r.params}
-            r.label = r.method + (f" ({params_label(shown)})" if shown else "")
+    for r, label in zip(rows, fmt_short_labels([(r.method, r.params) for r in rows])):
+        r.label = label
 
 
 def _order(suite: Suite, rows: list[SuiteRow]) -> list[SuiteRow]:
@@ -320,7 +313,8 @@ def caption(v: SuiteView, with_protocol: bool = True) -> str:
 def to_table(v: SuiteView) -> Table:
     s = v.suite
     show = ("csv", "json", "markdown", "latex")
-    cols = [Column("label", "Method", show=("markdown", "latex")), Column("method", show=EXPORT),
+    cols = [Column("label_shown", "Method", show=("markdown", "latex")), Column("label", show=EXPORT),
+            Column("method", show=EXPORT),
             Column("params", show=EXPORT), Column("model", show=EXPORT)]
     for m in s.members:
         cols.append(Column(m.id, m.label, kind="num", higher_is_better=m.higher_is_better, show=show))
@@ -335,7 +329,8 @@ def to_table(v: SuiteView) -> Table:
         cols.append(Column("baseline", kind="bool", show=EXPORT))
     table_rows, marks = [], {}
     for i, r in enumerate(v.rows):
-        row: dict[str, Any] = {"label": r.label + (" (baseline)" if r is v.baseline else ""), "method": r.method,
+        row: dict[str, Any] = {"label_shown": r.label + (" (baseline)" if r is v.baseline else ""), "label": r.label,
+                               "method": r.method,
                                "params": canonical_json(r.params), "model": r.model, AGG: r.aggregate,
                                "baseline": r is v.baseline}
         for m in s.members:
