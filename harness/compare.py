@@ -374,7 +374,7 @@ def paper_table(c: Comparison) -> Table:
                f"(runs × metrics). ▲/▼: significantly better/worse than the baseline (corrected p < {SIGNIFICANT}). "
                f"95% paired-bootstrap intervals of Δ are in the CSV/JSON.")
     return Table(cols, rows, caption=caption, label=f"tab:compare-{c.baseline}", notes=list(c.notes),
-                 source="harness compare", marks=marks, fit=len(metrics) > 3)
+                 source="harness compare", marks=marks, fit=None)
 
 
 def _short_run_labels(c: Comparison, runs: list[str]) -> dict[str, str]:

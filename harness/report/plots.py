@@ -45,7 +45,7 @@ REFERENCE_MAX_SPARSITY = 0.01  # a method whose every point is below this is dra
 def quality_vs_sparsity(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], ylabel: str, title: str,
                         logy: bool | None = None) -> bytes:
     """One line per method; x = measured sparsity, y = the metric. A method with no sparsity (the
-    dense model) is a dashed horizontal reference line, as in the pruning papers' figures. ``logy``:
+    unpruned model) is a dashed horizontal reference line, as in the pruning papers' figures. ``logy``:
     a log y axis (default: when the values span more than a factor of 20, e.g. perplexity)."""
     ys = [y for _l, pts in series for _x, y in pts]
     if logy is None:

@@ -347,7 +347,7 @@ def to_table(v: SuiteView) -> Table:
     notes = list(v.notes) + ["Params not shown in a label are the same for every row of that method (the CSV "
                              "and JSON have them all)."]
     return Table(cols, table_rows, caption=caption(v), label=f"tab:suite-{s.id}", notes=notes,
-                 source=f"harness table {s.id}", marks=marks, fit=len(s.members) + 2 > 7)
+                 source=f"harness table {s.id}", marks=marks, fit=None)
 
 
 # ---------------------------------------------------------------------------------------------
