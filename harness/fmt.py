@@ -110,6 +110,7 @@ _LATEX_SPECIAL = {
     "±": r"$\pm$",
     "≥": r"$\geq$",
     "α": r"$\alpha$",
+    "…": r"\ldots{}",
 }
 
 

@@ -233,3 +233,14 @@ def test_cli_table_and_list_suites(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "no stored result on model 'other'" in capsys.readouterr().err
     assert main(["table", "zeroshot-77", "--results", str(tmp_path)]) == 2
     assert "Did you mean 'zeroshot-7'" in capsys.readouterr().err
+
+
+def test_a_column_whose_items_cannot_separate_entries_says_so(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    for i in range(8):  # 8 items, 7 comparisons: the smallest corrected p is 7 * 2/2^8 = 0.0547
+        _write(store, f"m{i}", {}, "boolq", [1.0] * (8 - i) + [0.0] * i)
+    v = _view(tmp_path)
+    assert all("top" in r.cells["boolq"].marks for r in v.rows)  # even 8/8 against 1/8
+    assert v.power_notes == ["BoolQ: with 8 items and 7 comparisons the smallest corrected p the rank test can reach "
+                             "is 0.0547 ≥ 0.05, so no entry can be separated from the best (the whole column is bold)."]
+    assert v.power_notes[0] in to_table(v).caption

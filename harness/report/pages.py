@@ -134,7 +134,7 @@ def board_page(site: Site, b: Board, env: jinja2.Environment, write: Write) -> N
         "metrics": [{"name": m, "higher_is_better": h} for m, h in b.metrics],
         "ranking": {"method": b.rank_text, "alpha": ALPHA, "correction": "holm",
                     "resamples": RANK_RESAMPLES, "seed": RANK_SEED, "test_field": b.test_field},
-        "rows": [{k: v for k, v in r.items() if k not in ("params", "params_json", "method_page")}
+        "rows": [{k: v for k, v in r.items() if k not in ("params", "params_json", "method_page", "chips")}
                  | {"params": r["params_json"]} for r in rows],
         "failed": [{"run_id": f.run_id, "method": f.result.method.name, "params": f.result.method.params,
                     "error": f.result.error.to_dict() if f.result.error else None} for f in b.failed],

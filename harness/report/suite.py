@@ -73,6 +73,7 @@ class SuiteView:
     correction: str
     notes: list[str]
     protocols: dict[str, dict[str, Any]]  # member id -> the one stored protocol its cells share
+    power_notes: list[str] = field(default_factory=list)  # columns whose items cannot separate any entries
 
 
 def row_key(stored: StoredResult) -> tuple[str, str, str]:
@@ -215,14 +216,23 @@ def _base_marks(entries: list[tuple[float, np.ndarray | None, list[str], Any]], 
     return out
 
 
-def mark_cells(suite: Suite, rows: list[SuiteRow], baseline: SuiteRow | None, correction: str) -> None:
+def mark_cells(suite: Suite, rows: list[SuiteRow], baseline: SuiteRow | None, correction: str) -> list[str]:
+    """Top and baseline marks on every cell; returns notes on columns whose items cannot separate entries."""
+    from harness.report.data import min_achievable_p
+
     keysets: dict[str, tuple[str, ...]] = {}
+    notes: list[str] = []
     for m in suite.members:
         cells = [r.cells[m.id] for r in rows if m.id in r.cells]
         common = _common_keys(cells)
         if common is None:
             continue
         keysets[m.id] = common
+        k = sum(1 for c in cells if c.keys == common)
+        if k > 1 and (p_min := min_achievable_p(len(common), k - 1)) >= ALPHA:
+            notes.append(f"{m.label}: with {len(common)} items and {k - 1} comparisons the smallest corrected p the "
+                         f"rank test can reach is {p_min:.4f} ≥ {ALPHA}, so no entry can be separated from the best "
+                         "(the whole column is bold).")
 
         def vec(c: Cell, common: tuple[str, ...] = common) -> np.ndarray | None:
             return np.array([c.vector[k] for k in common]) if c.keys == common and c.vector else None
@@ -246,6 +256,7 @@ def mark_cells(suite: Suite, rows: list[SuiteRow], baseline: SuiteRow | None, co
                              (baseline.aggregate, _agg_vector(suite, baseline, keysets)), hib, correction)
             for r, p in zip(others, ps):
                 r.agg_p_base = p
+    return notes
 
 
 def find_baseline(rows: list[SuiteRow], spec: str) -> SuiteRow:
@@ -272,11 +283,11 @@ def suite_view(suite: Suite, results: list[StoredResult], model: str | None, bas
     _aggregate(suite, rows)
     rows = _order(suite, rows)
     base = find_baseline(rows, baseline) if baseline else None
-    mark_cells(suite, rows, base, correction)
+    power = mark_cells(suite, rows, base, correction)
     notes = []
     if any(len(r.cells) < len(suite.members) for r in rows):
         notes.append("— : no stored result for this member under the suite's protocol; such a row gets no aggregate.")
-    return SuiteView(suite, model, rows, base, correction, notes, protocols)
+    return SuiteView(suite, model, rows, base, correction, notes, protocols, power)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +318,7 @@ def caption(v: SuiteView, with_protocol: bool = True) -> str:
                      f"p < {ALPHA}).")
     if any(m.metric in DERIVED for m in s.members):
         parts.append("Perplexity is tested on the per-window nll (ppl = exp(mean nll)).")
-    return " ".join(parts)
+    return " ".join(parts + v.power_notes)
 
 
 def to_table(v: SuiteView) -> Table:
