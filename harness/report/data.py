@@ -495,10 +495,12 @@ def param_chips(board: Board, e: Entry) -> list[tuple[str, bool]]:
     board (they tell its rows apart; for a method's only entry: those not shared by the whole board)
     first, then the rest (collapsed by the page)."""
     same = [x.result.method.semantic_params for x in board.entries if x.method == e.method]
-    if len(same) == 1:  # a method's only entry: what sets it apart from the board's other entries
+    alone = len(same) == 1
+    if alone:  # a method's only entry: what sets it apart from the board's other entries
         same = [x.result.method.semantic_params for x in board.entries]
     mine = e.result.method.semantic_params
-    vary = {k for k in mine if len({canonical_json(p[k]) for p in same if k in p}) > 1}
+    vary = {k for k in mine if len({canonical_json(p[k]) for p in same if k in p}) > 1
+            or (alone and len(same) > 1 and sum(k in p for p in same) == 1)}
     chips = [(params_label({k: v}), k in vary) for k, v in sorted(mine.items())]
     return sorted(chips, key=lambda c: not c[1])
 

@@ -28,6 +28,7 @@ from harness.report.data import (
     Site,
     board_row,
     board_summary,
+    param_chips,
     rel_path,
     sparsity_series,
     speed_only,
@@ -107,7 +108,8 @@ def board_plots(b: Board, write: Write) -> None:
                         "caption": f"{primary} vs measured sparsity (x: share of the transformer blocks' "
                                    f"weights that are {how}."})
     labels = sorted({e.latency_label for e in b.entries if e.latency_label})
-    pts = [plots.Point(e.latency, float(v), e.method + (f" ({e.params_text})" if e.params_text else ""))
+    pts = [plots.Point(e.latency, float(v), e.method + (f" ({', '.join(c for c, vary in param_chips(b, e) if vary)})"
+                                                        if any(vary for _c, vary in param_chips(b, e)) else ""))
            for e in b.entries if e.latency is not None and (v := e.result.value(primary)) is not None]
     if len(pts) >= 2 and len(labels) == 1:
         name = f"{b.slug}-latency.svg"
