@@ -1,4 +1,5 @@
-"""Command line: `harness list|run|validate|report|compare|export-run|reproduce|show|export|new-method|check-submission`."""
+"""Command line: `harness list|run|validate|report|table|compare|export-run|reproduce|show|export|new-method|
+check-submission`."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"{'(not loaded)':10s} {module}: {why}")
     elif args.what == "tasks":
         _list_tasks()
+    elif args.what == "suites":
+        from harness.suites import load_suites
+
+        for suite in load_suites().values():
+            agg = suite.aggregate_label if suite.aggregate else "none"
+            print(f"{suite.id:14s} members={','.join(m.id for m in suite.members)}  aggregate={agg}  {suite.title}")
     elif args.what == "kinds":
         from harness.kinds import TASK_KINDS
 
@@ -321,13 +328,20 @@ def add_submitter_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_check_submission)
 
 
+def _cmd_table(args: argparse.Namespace) -> int:
+    from harness.report.suite import suite_table_text
+
+    print(suite_table_text(args.suite, args.results, args.model, args.baseline, args.fmt, args.correction), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark harness for pruning, retrieval and reranking.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list methods, tasks, task kinds or models")
-    p.add_argument("what", choices=["methods", "tasks", "kinds", "models"])
+    p.add_argument("what", choices=["methods", "tasks", "suites", "kinds", "models"])
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("run", help="run a method on a model and tasks, store the results")
@@ -371,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
     reportmod.add_arguments(p)
     p.add_argument("--strict", action="store_true", help="exit non-zero when any result has a problem")
     p.set_defaults(func=_cmd_report)
+
+    from harness.report import suite as suitemod
+
+    p = sub.add_parser("table", help="a suite's paper table from stored runs (members x methods, aggregate, marks)")
+    suitemod.add_arguments(p)
+    p.set_defaults(func=_cmd_table)
 
     p = sub.add_parser("compare", help="paired comparison of stored runs (for papers)")
     comparemod.add_arguments(p)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,13 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
-from harness.fmt import arrow, fmt_diff, fmt_num, fmt_p, latex_escape, params_label  # noqa: F401 (re-exported)
+from harness.fmt import arrow, fmt_diff, fmt_num, fmt_p, latex_escape, params_label, protocol_text, short_labels  # noqa: F401
 from harness.results import Result, ResultStore, StoredResult, TaskInfo, canonical_json
 from harness.table import DISPLAY, EXPORT, Column, Table
 
 FORMATS = ("markdown", "latex", "csv", "json")
+LAYOUTS = ("paper", "long")  # paper: a row per run, a column per metric; long: a row per (metric, run)
+SIGNIFICANT = 0.05  # the corrected p below which a paper table marks a difference
 CI_RESAMPLES = stats.DEFAULT_RESAMPLES
 CI_SEED = stats.DEFAULT_SEED
 
@@ -192,6 +194,7 @@ class Comparison:
     n_tests: int
     test_detail: str
     notes: list[str]
+    results: list[Result] = field(default_factory=list)  # the runs, baseline first
 
     def description(self) -> str:
         corr = stats.CORRECTIONS.get(self.correction).label
@@ -263,7 +266,7 @@ def build_comparison(runs: list[StoredResult], baseline: str | None, test: str, 
         if r.note and r.note not in notes:
             notes.append(f"{r.metric}, {r.label}: {r.note}.")
     base = results[0]
-    return Comparison(rows, base.run_id, base.task, test, correction, len(tested), _test_detail(test), notes)
+    return Comparison(rows, base.run_id, base.task, test, correction, len(tested), _test_detail(test), notes, results)
 
 
 def _metric_rows(m: str, results: list[Result], vectors: dict[str, np.ndarray] | None, how: Any, test: str,
@@ -330,6 +333,62 @@ def to_table(c: Comparison) -> Table:
                  group="metric_head", source="harness compare")
 
 
+def _delta_text(r: Row) -> str | None:
+    """Δ and its p-value in one compact cell: ``+0.0123 (p 0.004)``."""
+    if r.diff is None:
+        return None
+    return fmt_diff(r.diff) + (f" (p {fmt_p(r.p_adj)})" if r.p_adj is not None else "")
+
+
+def paper_table(c: Comparison) -> Table:
+    """The comparison as a paper table: one row per run, per metric its value (▲/▼: significantly
+    better/worse than the baseline after the correction) and Δ with the corrected p; short labels."""
+    metrics = list(dict.fromkeys(r.metric for r in c.rows))
+    runs = list(dict.fromkeys(r.run_id for r in c.rows))
+    by = {(r.run_id, r.metric): r for r in c.rows}
+    first = {rid: by[(rid, metrics[0])] for rid in runs}
+    labels = _short_run_labels(c, runs)
+    cols = [Column("run", "Run", show=DISPLAY), Column("run_id", show=EXPORT), Column("label", show=EXPORT),
+            Column("baseline", kind="bool", show=EXPORT)]
+    for m in metrics:
+        r0 = by[(runs[0], m)]
+        cols += [Column(m, m, kind="num", higher_is_better=r0.higher_is_better),
+                 Column(f"{m}_delta", f"Δ {m}", show=DISPLAY), Column(f"{m}_diff", kind="num", show=EXPORT),
+                 Column(f"{m}_ci_low", kind="num", show=EXPORT), Column(f"{m}_ci_high", kind="num", show=EXPORT),
+                 Column(f"{m}_p", kind="p", show=EXPORT), Column(f"{m}_p_adjusted", kind="p", show=EXPORT)]
+    rows, marks = [], {}
+    for i, rid in enumerate(runs):
+        base = first[rid].is_baseline
+        row: dict[str, Any] = {"run": labels[rid] + (" (baseline)" if base else ""), "run_id": rid,
+                               "label": labels[rid], "baseline": base}
+        for m in metrics:
+            r = by[(rid, m)]
+            row |= {m: r.value, f"{m}_delta": _delta_text(r), f"{m}_diff": r.diff, f"{m}_ci_low": r.ci_low,
+                    f"{m}_ci_high": r.ci_high, f"{m}_p": r.p_raw, f"{m}_p_adjusted": r.p_adj}
+            if r.p_adj is not None and r.p_adj < SIGNIFICANT and r.diff:
+                marks[(i, m)] = ("up" if (r.diff > 0) == r.higher_is_better else "down",)
+        rows.append(row)
+    corr = stats.CORRECTIONS.get(c.correction).label
+    caption = (f"{c.task.id} v{c.task.version} ({protocol_text(c.task.protocol)}). Baseline: {labels[runs[0]]}. "
+               f"Δ = run − baseline; p: two-sided {c.test_detail}, {corr} over {c.n_tests} comparisons "
+               f"(runs × metrics). ▲/▼: significantly better/worse than the baseline (corrected p < {SIGNIFICANT}). "
+               f"95% paired-bootstrap intervals of Δ are in the CSV/JSON.")
+    return Table(cols, rows, caption=caption, label=f"tab:compare-{c.baseline}", notes=list(c.notes),
+                 source="harness compare", marks=marks, fit=None)
+
+
+def _short_run_labels(c: Comparison, runs: list[str]) -> dict[str, str]:
+    """The method plus only the params that differ between that method's runs; the model when models differ."""
+    res = {r.run_id: r for r in c.results}
+    entries = [(res[rid].method.name, res[rid].method.semantic_params) for rid in runs]
+    labels = short_labels(entries)
+    if len({res[rid].model.id for rid in runs}) > 1:
+        labels = [f"{lab} on {res[rid].model.id}" for lab, rid in zip(labels, runs)]
+    if len(set(labels)) < len(labels):  # same method and params (e.g. repeated seeds): the run id tells them apart
+        labels = [f"{lab} [{rid[:8]}]" for lab, rid in zip(labels, runs)]
+    return dict(zip(runs, labels))
+
+
 def to_markdown(c: Comparison) -> str:
     return to_table(c).to_markdown()
 
@@ -355,14 +414,20 @@ def compare_runs(
     test: str = "randomization",
     correction: str = "holm",
     fmt: str = "markdown",
+    layout: str = "paper",
 ) -> str:
     """The comparison table of ``run_ids`` (ids, unique prefixes or result paths) as text."""
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if layout not in LAYOUTS:
+        raise HarnessError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if len(run_ids) < 2:
         raise HarnessError("compare needs at least two run ids")
     runs = find_runs(run_ids, Path(results_dir))
     comp = build_comparison(runs, baseline, test, correction)
+    if layout == "paper":
+        t = paper_table(comp)
+        return {"markdown": t.to_markdown, "latex": t.to_latex, "csv": t.to_csv, "json": t.to_json}[fmt]()
     return {"markdown": to_markdown, "latex": to_latex, "csv": to_csv, "json": to_json}[fmt](comp)
 
 
@@ -374,7 +439,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--correction", choices=stats.CORRECTIONS, default="holm",
                         help="multiple-comparison correction over runs x metrics (default: holm)")
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="markdown", help="output format")
+    parser.add_argument("--layout", choices=LAYOUTS, default="paper",
+                        help="paper: a row per run, a column per metric (default); long: a row per (metric, run) "
+                             "with the bootstrap interval of each difference")
 
 
 def run_from_args(args: argparse.Namespace) -> str:
-    return compare_runs(args.runs, args.results, args.baseline, args.test, args.correction, args.fmt)
+    return compare_runs(args.runs, args.results, args.baseline, args.test, args.correction, args.fmt,
+                        getattr(args, "layout", "paper"))

@@ -60,6 +60,22 @@ def params_label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={_short(v)}" for k, v in sorted(params.items()))
 
 
+def short_labels(entries: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Paper-table labels: each (method, params) as the method name plus only the params that differ
+    between that method's entries in the same table (``wanda (sparsity=0.5)``)."""
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for method, params in entries:
+        by_method.setdefault(method, []).append(params)
+    out = []
+    for method, params in entries:
+        same = by_method[method]
+        keys = sorted({k for p in same for k in p})
+        varying = [k for k in keys if len({canonical_json(p.get(k, "<absent>")) for p in same}) > 1]
+        shown = {k: params[k] for k in varying if k in params}
+        out.append(method + (f" ({params_label(shown)})" if shown else ""))
+    return out
+
+
 def protocol_value(key: str, v: Any) -> str:
     if key == "limit" and v is None:
         return "all"
@@ -89,6 +105,12 @@ _LATEX_SPECIAL = {
     "—": "--",
     "−": "-",
     "×": r"$\times$",
+    "▲": r"$\blacktriangle$",
+    "▼": r"$\blacktriangledown$",
+    "±": r"$\pm$",
+    "≥": r"$\geq$",
+    "α": r"$\alpha$",
+    "…": r"\ldots{}",
 }
 
 

@@ -405,7 +405,7 @@ def load_tasks(directory: Path | None = None) -> TaskSet:
     if directory in _cache:
         return _cache[directory]
     tasks = TaskSet()
-    for path in sorted(directory.rglob("*.yaml")):
+    for path in sorted(p for p in directory.rglob("*.yaml") if p.relative_to(directory).parts[0] != "suites"):
         try:
             task = load_task_file(path)
             if task.id in tasks:

@@ -11,9 +11,16 @@ from typing import Any
 import pytest
 
 from fixtures_results import small_results, write_synthetic
-from harness.compare import compare_runs, latex_escape
+from harness.compare import compare_runs as _compare_runs
+from harness.compare import latex_escape
 from harness.errors import HarnessError
 from harness.results import ResultStore
+
+
+def compare_runs(*args: Any, layout: str = "long", **kwargs: Any) -> str:
+    """The tests below check the long layout (a row per metric and run); the paper layout has its own."""
+    return _compare_runs(*args, layout=layout, **kwargs)
+
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +153,23 @@ def test_every_format_is_a_view_of_one_table(results: tuple[Path, dict[str, Any]
     assert tex.count("ppl $\\downarrow$") == 1 and tex.count("nll $\\downarrow$") == 1  # each metric once
     baseline = next(l for l in tex.splitlines() if "(baseline)" in l)
     assert baseline.endswith("& -- & -- & -- \\\\")  # no difference, interval or p for the baseline
+
+
+def test_paper_layout_one_row_per_run_with_marks_and_short_labels(results: tuple[Path, dict[str, Any]]) -> None:
+    root, info = results
+    ids = [d["run_id"] for d in _ppl_full(info)]
+    md = _compare_runs(ids, root)  # the default layout
+    lines = [x for x in md.splitlines() if x.startswith("|")]
+    assert lines[0] == "| Run | ppl ↓ | Δ ppl | nll ↓ | Δ nll |"
+    assert len(lines) == 2 + len(ids)  # header, rule, one row per run
+    labels = [x.split("|")[1].strip() for x in lines[2:]]
+    assert labels[0] == "dense (baseline)"
+    assert "wanda (sparsity=0.5)" in labels and "magnitude (sparsity=0.7)" in labels  # nsamples is constant: left out
+    worst = next(x for x in lines if x.startswith("| magnitude (sparsity=0.7)"))
+    assert "▼" in worst and "(p " in worst  # much worse than dense on 40 windows: marked, with its p
+    tex = _compare_runs(ids, root, fmt="latex")
+    assert "\\toprule" in tex and "$^{\\blacktriangledown}$" in tex and "amssymb" in tex.splitlines()[0]
+    rows = list(csv.DictReader(io.StringIO(_compare_runs(ids, root, fmt="csv"))))
+    assert len(rows) == len(ids) and {"ppl", "ppl_diff", "ppl_ci_low", "ppl_ci_high", "ppl_p_adjusted"} <= set(rows[0])
+    with pytest.raises(HarnessError, match="unknown layout"):
+        _compare_runs(ids, root, layout="wide")

@@ -255,3 +255,74 @@ def test_tracks_come_from_the_task_kind_registry(tmp_path: Path, monkeypatch: py
     assert 'href="index.html#ir">Information retrieval</a>' in index  # the navigation follows the tracks
     assert 'id="retrieval"' not in index and 'id="reranking"' not in index
     assert [b["track"] for b in _boards(tmp_path / "s")] == ["ir"]
+
+
+def test_board_that_cannot_reach_significance_says_so(tmp_path: Path) -> None:
+    from fixtures_results import write_synthetic
+    from harness.report.data import min_achievable_p
+    from harness.results import ResultStore
+
+    # 8 windows and 8 entries: 7 comparisons, exact test min p = 2/2^8, Holm x7 = 0.0547 >= 0.05
+    assert min_achievable_p(8, 7) == pytest.approx(7 * 2 / 256)
+    assert min_achievable_p(8, 18) == pytest.approx(18 * 2 / 256)
+    store = ResultStore(tmp_path / "r")
+    for i in range(8):
+        write_synthetic(store, method=f"m{i}", params={}, task_id="wikitext2", quality=-0.5 * i, n_items=8, limit=8)
+    build_site(tmp_path / "r", tmp_path / "s")
+    b = _boards(tmp_path / "s")[0]
+    html = (tmp_path / "s" / b["page"]).read_text()
+    assert "Ranks not separable" in html and "0.0547" in html and "2/2^8" in html
+    assert html.count('class="ns"') == 8 and "×8" in html  # every rank shown as not separable, group of 8
+    index = (tmp_path / "s" / "index.html").read_text()
+    assert "not separable (8 items): all 8 tied" in index
+
+
+def test_index_names_the_tie_at_the_top_and_boards_show_intervals_and_chips(
+        site: tuple[Path, Path, dict[str, Any], ReportSummary]) -> None:
+    _results, out, _info, _summary = site
+    boards = {(b["task"], b["protocol"]): b for b in _boards(out)}
+    index = (out / "index.html").read_text()
+    tied = [b for b in boards.values() if b["tied_top"]]
+    assert tied and all(f"{b['tied_top']} tied at the top" in index for b in tied if b["separable"])
+    ppl = next(b for b in boards.values() if b["task"] == "wikitext2" and "limit=all" in b["protocol"])
+    html = (out / ppl["page"]).read_text()
+    assert re.search(r'<span class="ci" title="95% interval \(normal, stored stderr\)">\[[0-9.]+, [0-9.]+\]</span>', html) or \
+        re.search(r'<span class="ci" title="95% interval \(bootstrap over items, 2000 resamples\)">', html)
+    # the params that tell a method's rows apart are chips; the constant ones are collapsed
+    assert '<span class="chip vary">sparsity=0.5</span>' in html and '<span class="chip">nsamples=128</span>' in html
+
+
+def test_suite_pages_are_linked_from_the_index(site: tuple[Path, Path, dict[str, Any], ReportSummary]) -> None:
+    _results, out, _info, summary = site
+    for sid in ("zeroshot-7", "llm-pruning", "ir-classic", "trec-dl"):
+        assert f"suites/{sid}.html" in summary.pages
+        assert f'href="suites/{sid}.html"' in (out / "index.html").read_text()
+
+
+def test_suite_page_table_marks_and_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures_results import make_doc
+    from harness.results import ResultStore
+
+    store = ResultStore(tmp_path / "r")
+    zs = ["boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
+    import fixtures_results as fx
+
+    for t in zs[1:]:  # the fixture knows boolq and arc_easy only; the others share boolq's shape
+        monkeypatch.setitem(fx.TASKS, t, fx.TASKS.get(t, fx.TASKS["boolq"]))
+    for method, sp, q in (("dense", 0.0, 0.9), ("wanda", 0.5, 0.7), ("wanda", 0.7, 0.5), ("gap", 0.5, 0.6)):
+        for t in zs if method != "gap" else zs[:3]:
+            doc = make_doc(method=method, params={"sparsity": sp} if sp else {}, task_id=t, limit=50,
+                           metrics={"acc": q, "acc_norm": q}, measured_sparsity=sp, family="pruning")
+            items = [{"doc_id": str(i), "acc": float(i < q * 50), "acc_norm": float(i < q * 50)} for i in range(50)]
+            store.write(doc, items=items, item_key="doc_id")
+    build_site(tmp_path / "r", tmp_path / "s")
+    page = (tmp_path / "s" / "suites" / "zeroshot-7.html").read_text()
+    assert "Model smollm2-135m" in page and "the first 50 items" in page
+    rows = re.findall(r"<tr>\n(.*?)</tr>", page)
+    dense = next(r for r in rows if ">dense<" in r)
+    assert dense.count('top') == 8  # best in every column and the mean
+    gap = next(r for r in rows if ">gap<" in r)
+    assert gap.count(">—<") == 5  # four missing members and no mean
+    assert (tmp_path / "s" / "suites" / "zeroshot-7--smollm2-135m-aggregate.svg").is_file()
+    csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "s" / "suites" / "zeroshot-7--smollm2-135m.csv").read_text())))
+    assert {r["label"]: r["aggregate"] for r in csv_rows}["gap"] == ""

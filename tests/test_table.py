@@ -93,3 +93,25 @@ def test_duplicate_column_names_are_refused():
 
 def test_table_of_is_a_plain_export():
     assert table_of([{"a": 1, "b": None}], ["a", "b"]).to_csv() == "a,b\n1,\n"
+
+
+def test_cell_marks_render_in_every_view():
+    t = tiny()
+    t.marks = {(0, "score"): ("top", "up"), (1, "score"): ("top",)}
+    md = t.to_markdown()
+    assert "| a_b | **0.5000**▲ |" in md
+    assert "| c\\|d | — |" in md  # a missing value is never bold
+    tex = t.to_latex()
+    assert "a\\_b & \\textbf{0.5000}$^{\\blacktriangle}$ &" in tex
+    assert tex.splitlines()[0].endswith("needs \\usepackage{booktabs, amssymb}.")
+    assert json.loads(t.to_json())["marks"][0] == {"row": 0, "column": "score", "marks": ["top", "up"]}
+    assert "▲" not in t.to_csv()  # the CSV keeps raw values only
+
+
+def test_latex_scales_to_the_line_only_when_too_wide():
+    t = tiny()
+    t.fit = None
+    assert "\\resizebox" not in t.to_latex()
+    t.rows[0]["name"] = "x" * 90
+    tex = t.to_latex()
+    assert "\\resizebox{\\linewidth}{!}{%" in tex and "\\end{tabular}}" in tex and "graphicx" in tex.splitlines()[0]

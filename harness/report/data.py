@@ -73,6 +73,7 @@ class Entry:
     p_adj: float | None = None
     leader: str | None = None
     reproduction: dict[str, Any] | None = None  # last `harness reproduce` grade: {grade, date, metrics}
+    tie_size: int = 1  # how many entries share this entry's rank
 
     @property
     def result(self) -> Result:
@@ -102,6 +103,9 @@ class Board:
     random_weights: bool = False
     notes: list[str] = field(default_factory=list)
     references: list[dict[str, Any]] = field(default_factory=list)  # published scores: labelled, never ranked
+    n_items: int | None = None  # the items the ranked entries share
+    min_p_adj: float | None = None  # the smallest corrected p the rank test can reach on this board
+    separable: bool = True  # False: no corrected p can fall below alpha, the ranks carry no information
 
     @property
     def files(self) -> dict[str, str]:
@@ -356,6 +360,53 @@ def rank_board(board: Board) -> None:
         lead = outcome.leaders[row] if outcome.leaders[row] != row else (outcome.leaders[row - 1] if row else None)
         e.leader = board.entries[ranked[lead]].run_id if lead is not None else None
     board.rank_text = _rank_text(primary, board.hib, field_name, len(ref), outcome)
+    _power(board, len(ref), len(ranked), outcome)
+
+
+def min_achievable_p(n_items: int, comparisons: int) -> float:
+    """The smallest Holm-corrected p the rank test can give: two-sided sign-flip p >= 2 / 2^n (exact
+    for n <= EXACT_MAX_N) or 1 / (B + 1) (Monte Carlo), times the Holm factor of the smallest p."""
+    raw = 2.0 / 2 ** n_items if n_items <= stats.EXACT_MAX_N else 1.0 / (RANK_RESAMPLES + 1)
+    return min(1.0, raw * max(1, comparisons))
+
+
+def _power(board: Board, n_items: int, k: int, outcome: Any) -> None:
+    """Tie-group sizes, and whether the item count lets the test separate any two entries at all."""
+    sizes = Counter(outcome.ranks)
+    ranked = [e for e in board.entries if e.rank is not None]
+    for e in ranked:
+        e.tie_size = sizes[e.rank]
+    board.n_items = n_items
+    if k < 2:
+        return
+    board.min_p_adj = min_achievable_p(n_items, outcome.comparisons)
+    board.separable = board.min_p_adj < ALPHA
+    if not board.separable:
+        raw = "2/2^" + str(n_items) if n_items <= stats.EXACT_MAX_N else f"1/{RANK_RESAMPLES + 1}"
+        board.notes.insert(0, (
+            f"These ranks cannot separate anything: with {n_items} items the smallest p the exact paired test can "
+            f"give is {raw} = {2.0 / 2 ** n_items:.4f}, and Holm over {outcome.comparisons} comparisons makes the "
+            f"smallest corrected p {board.min_p_adj:.4f} ≥ α = {ALPHA}. Every entry shares rank 1 whatever the "
+            f"scores; more items (a larger limit) are needed to rank this board."))
+
+
+def primary_ci(e: Entry, primary: str, field_name: str | None) -> tuple[float, float, str] | None:
+    """95% interval of the primary metric: value ± 1.96 stored stderr, else a bootstrap over the items."""
+    m = e.result.metrics.get(primary)
+    if m is None:
+        return None
+    v = float(m.value)
+    if m.stderr is not None:
+        return v - 1.96 * float(m.stderr), v + 1.96 * float(m.stderr), "normal, stored stderr"
+    if not e.items or field_name is None or field_name not in e.items[0]:
+        return None
+    x = np.array([float(r[field_name]) for r in e.items])
+    rng = np.random.default_rng(RANK_SEED)
+    means = x[rng.integers(0, len(x), size=(2000, len(x)))].mean(axis=1)
+    if primary in DERIVED and field_name == DERIVED[primary][0]:
+        means = DERIVED[primary][1](means)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi), "bootstrap over items, 2000 resamples"
 
 
 def _rank_text(primary: str, hib: bool, field_name: str, n_items: int, outcome: Any) -> str:
@@ -435,6 +486,9 @@ def board_row(board: Board, e: Entry) -> dict[str, Any]:
         "reproduce": res.provenance.reproduce,
         "reproduction": ({"grade": e.reproduction["grade"], "date": e.reproduction["date"]}
                          if e.reproduction else None),
+        "tie_size": e.tie_size,
+        "ci": primary_ci(e, board.primary, board.test_field or board.primary) if board.primary else None,
+        "chips": param_chips(board, e),
     }
     for k, _h in board.extra_cols:
         if k.startswith("eff:"):
@@ -442,8 +496,24 @@ def board_row(board: Board, e: Entry) -> dict[str, Any]:
     return row
 
 
+def param_chips(board: Board, e: Entry) -> list[tuple[str, bool]]:
+    """The shown params as (k=v, varies) chips: those that differ between this method's entries on the
+    board (they tell its rows apart; for a method's only entry: those not shared by the whole board)
+    first, then the rest (collapsed by the page)."""
+    same = [x.result.method.semantic_params for x in board.entries if x.method == e.method]
+    alone = len(same) == 1
+    if alone:  # a method's only entry: what sets it apart from the board's other entries
+        same = [x.result.method.semantic_params for x in board.entries]
+    mine = e.result.method.semantic_params
+    vary = {k for k in mine if len({canonical_json(p[k]) for p in same if k in p}) > 1
+            or (alone and len(same) > 1 and sum(k in p for p in same) == 1)}
+    chips = [(params_label({k: v}), k in vary) for k, v in sorted(mine.items())]
+    return sorted(chips, key=lambda c: not c[1])
+
+
 def board_summary(b: Board) -> dict[str, Any]:
     lead = b.entries[0] if b.entries else None
+    top = [e for e in b.entries if e.rank == 1]
     return {
         "track": b.track,
         "task": b.task_id,
@@ -458,23 +528,42 @@ def board_summary(b: Board) -> dict[str, Any]:
         "hib": b.hib,
         "page": b.files["html"],
         "title": b.title,
+        "tied_top": len(top) if len(top) > 1 else None,
+        "separable": b.separable,
+        "n_items": b.n_items,
     }
 
 
+AMOUNT_PARAMS = ("sparsity", "blocks", "fraction", "ratio")  # params that set how much is pruned: the x axis
+
+
+def series_label(method: str, params: dict[str, Any], varying: set[str], structure: str | None) -> str:
+    """A line's label: the method, its pattern and structure, and its other params that vary."""
+    pattern = params.get("pattern")
+    label = method + (f" [{pattern}]" if pattern and pattern != "unstructured" else "")
+    label += f" [{structure}]" if structure else ""
+    rest = {k: v for k, v in params.items() if k in varying and k not in AMOUNT_PARAMS and k != "pattern"}
+    return label + (f" ({params_label(rest)})" if rest else "")
+
+
+def varying_params(params: list[dict[str, Any]]) -> set[str]:
+    keys = {k for p in params for k in p}
+    return {k for k in keys if len({canonical_json(p.get(k, "<absent>")) for p in params}) > 1}
+
+
 def sparsity_series(b: Board) -> dict[str, list[tuple[float, float]]]:
-    """Quality vs measured sparsity: one line per method + params other than the sparsity target,
-    marked with the pattern param and the structure the results declare."""
+    """Quality vs measured sparsity: one line per method (the pruning papers' figure), split only by
+    the pattern, the structure the results declare, and params other than the pruned amount."""
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in b.entries:
+        by_method[e.method].append(e.result.method.semantic_params)
     for e in b.entries:
         v = e.result.value(b.primary)
         if e.sparsity is None or v is None or e.result.method.family != "pruning":
             continue
-        rest = {k: p for k, p in e.result.method.semantic_params.items() if k not in ("sparsity", "pattern")}
-        pattern = e.params.get("pattern")
-        structure = structure_of(e.result)
-        label = e.method + (f" [{pattern}]" if pattern and pattern != "unstructured" else "")
-        label += f" [{structure}]" if structure else ""
-        label += f" ({params_label(rest)})" if rest else ""
+        label = series_label(e.method, e.result.method.semantic_params, varying_params(by_method[e.method]),
+                             structure_of(e.result))
         series[label].append((e.sparsity, float(v)))
     return series
 
@@ -504,7 +593,7 @@ def prepare_board(b: Board) -> None:
     b.failed.sort(key=lambda r: (r.result.method.name, shown_params(r.result), r.run_id))
     rank_board(b)
     b.extra_cols = extra_cols(b)
-    b.notes = board_notes(b)
+    b.notes += board_notes(b)  # after the rank test's own note, if any
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from harness.report.data import (
     Site,
     board_row,
     board_summary,
+    param_chips,
     rel_path,
     sparsity_series,
     speed_only,
@@ -107,7 +108,8 @@ def board_plots(b: Board, write: Write) -> None:
                         "caption": f"{primary} vs measured sparsity (x: share of the transformer blocks' "
                                    f"weights that are {how}."})
     labels = sorted({e.latency_label for e in b.entries if e.latency_label})
-    pts = [plots.Point(e.latency, float(v), e.method + (f" ({e.params_text})" if e.params_text else ""))
+    pts = [plots.Point(e.latency, float(v), e.method + (f" ({', '.join(c for c, vary in param_chips(b, e) if vary)})"
+                                                        if any(vary for _c, vary in param_chips(b, e)) else ""))
            for e in b.entries if e.latency is not None and (v := e.result.value(primary)) is not None]
     if len(pts) >= 2 and len(labels) == 1:
         name = f"{b.slug}-latency.svg"
@@ -134,7 +136,7 @@ def board_page(site: Site, b: Board, env: jinja2.Environment, write: Write) -> N
         "metrics": [{"name": m, "higher_is_better": h} for m, h in b.metrics],
         "ranking": {"method": b.rank_text, "alpha": ALPHA, "correction": "holm",
                     "resamples": RANK_RESAMPLES, "seed": RANK_SEED, "test_field": b.test_field},
-        "rows": [{k: v for k, v in r.items() if k not in ("params", "params_json", "method_page")}
+        "rows": [{k: v for k, v in r.items() if k not in ("params", "params_json", "method_page", "chips")}
                  | {"params": r["params_json"]} for r in rows],
         "failed": [{"run_id": f.run_id, "method": f.result.method.name, "params": f.result.method.params,
                     "error": f.result.error.to_dict() if f.result.error else None} for f in b.failed],
@@ -307,8 +309,10 @@ def downloads(site: Site, results_dir: Path, tracks: list[dict[str, Any]], write
     write("downloads/boards.json", dump(index_rows))
 
 
-def index_page(site: Site, tracks: list[dict[str, Any]], env: jinja2.Environment, write: Write) -> None:
+def index_page(site: Site, tracks: list[dict[str, Any]], env: jinja2.Environment, write: Write,
+               suites: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
     write("index.html", env.get_template("index.html.j2").render(
+        suites=[s for s in suites if "error" not in s], suite_errors=[s["error"] for s in suites if "error" in s],
         root="", tracks=tracks, n_results=len(site.results), n_boards=len(site.boards), problems=site.problems,
         n_failed=len(site.failed),
         methods=[(n, site.method_pages[n], len(site.by_method[n])) for n in sorted(site.by_method)],

@@ -39,20 +39,36 @@ def _svg(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def quality_vs_sparsity(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], ylabel: str, title: str) -> bytes:
-    """One line per method (+ non-sparsity params); x = measured sparsity, y = the primary metric."""
+REFERENCE_MAX_SPARSITY = 0.01  # a method whose every point is below this is drawn as a reference line
+
+
+def quality_vs_sparsity(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], ylabel: str, title: str,
+                        logy: bool | None = None) -> bytes:
+    """One line per method; x = measured sparsity, y = the metric. A method with no sparsity (the
+    unpruned model) is a dashed horizontal reference line, as in the pruning papers' figures. ``logy``:
+    a log y axis (default: when the values span more than a factor of 20, e.g. perplexity)."""
+    ys = [y for _l, pts in series for _x, y in pts]
+    if logy is None:
+        logy = bool(ys) and min(ys) > 0 and max(ys) / min(ys) > 20
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(7.0, 4.2))
+        fig = Figure(figsize=(7.6, 4.2))
         ax = fig.subplots()
-        fig.subplots_adjust(left=0.09, right=0.68, bottom=0.12, top=0.92)  # room for the legend
-        for i, (label, pts) in enumerate(series):
+        fig.subplots_adjust(left=0.09, right=0.64, bottom=0.12, top=0.92)  # room for the legend
+        i = 0
+        for label, pts in series:
             pts = sorted(pts)
+            if all(p[0] < REFERENCE_MAX_SPARSITY for p in pts) and len(pts) == 1:
+                ax.axhline(pts[0][1], color="#555555", linestyle="--", linewidth=1.0, label=f"{label} (reference)")
+                continue
             # the default cycle has 10 colours: vary the dash pattern beyond that
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3.5, linewidth=1.2,
-                    linestyle=("-", "--", ":")[(i // 10) % 3],
+                    linestyle=("-", "--", ":")[(i // 10) % 3], color=f"C{i % 10}",
                     label=label if i < MAX_LEGEND else None)
+            i += 1
+        if logy:
+            ax.set_yscale("log")
         ax.set_xlabel("measured sparsity")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
         ax.set_title(title, fontsize=9)
         if len(series) > 0:
             ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
