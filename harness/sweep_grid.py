@@ -13,6 +13,7 @@ model is loaded, calibrated and pruned once for all of them.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import re
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
 from harness.errors import HarnessError
+from harness.results import canonical_json
 from harness.runner import RunRequest, check_request
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
@@ -161,11 +163,12 @@ class Unit:
     request: RunRequest
     resources: Resources
     labels: list[str] = field(default_factory=list)  # the grid entries it came from ("cells[0]")
+    identity: str = ""  # the method's canonical name and typed semantic params (what prunes the same)
 
     @property
     def key(self) -> tuple[Any, ...]:
         r = self.request
-        return (r.method, tuple(sorted(r.params.items())), r.model, r.device, r.dtype, r.batch_size, self.resources)
+        return (self.identity, r.model, r.device, r.dtype, r.batch_size, self.resources)
 
     @property
     def label(self) -> str:
@@ -189,7 +192,7 @@ def _suite_tasks(path: Path, where: str, names: list[str]) -> tuple[list[str], d
     if not names:
         return [], {}
     try:
-        from harness import suites as suitesmod
+        suitesmod = importlib.import_module("harness.suites")
     except ModuleNotFoundError:
         raise SweepError(f"{path}: field '{where}.suites': this installation has no suites (harness.suites); "
                          "list the tasks under 'tasks' instead") from None
@@ -208,7 +211,7 @@ def _suite_tasks(path: Path, where: str, names: list[str]) -> tuple[list[str], d
     return tasks, limits
 
 
-def _entry_requests(path: Path, grid: GridFile, i: int, entry: CellEntry) -> list[tuple[RunRequest, Resources]]:
+def _entry_units(path: Path, grid: GridFile, i: int, entry: CellEntry) -> list[Unit]:
     where = f"cells[{i}]"
     suite_tasks, suite_limits = _suite_tasks(path, where, entry.suites)
     tasks = list(dict.fromkeys([*entry.tasks, *suite_tasks]))
@@ -234,12 +237,13 @@ def _entry_requests(path: Path, grid: GridFile, i: int, entry: CellEntry) -> lis
                              device=entry.device or grid.device, dtype=entry.dtype or grid.dtype,
                              batch_size=entry.batch_size, progress=False)
             try:
-                check_request(req)
+                info, typed, _tasks = check_request(req)
             except HarnessError as exc:
                 shown = ",".join(f"{k}={v}" for k, v in params.items())
                 raise SweepError(f"{path}: field '{where}' ({entry.method}{' ' + shown if shown else ''}"
                                  f"{' on ' + model if model else ''}): {exc}") from None
-            out.append((req, entry.resources or grid.resources))
+            identity = canonical_json([info.name, typed.semantic_dict()])
+            out.append(Unit(req, entry.resources or grid.resources, [where], identity))
     return out
 
 
@@ -249,8 +253,8 @@ def expand(path: Path | str, grid: GridFile, results_dir: Path) -> list[Unit]:
     import_plugins(grid.imports, path)
     units: dict[tuple[Any, ...], list[Unit]] = {}
     for i, entry in enumerate(grid.cells):
-        for req, res in _entry_requests(path, grid, i, entry):
-            unit = Unit(replace(req, results_dir=results_dir), res, [f"cells[{i}]"])
+        for unit in _entry_units(path, grid, i, entry):
+            unit.request.results_dir = results_dir
             _merge(units.setdefault(unit.key, []), unit)
     flat = [u for group in units.values() for u in group]
     if not flat:
@@ -269,7 +273,7 @@ def _merge(group: list[Unit], unit: Unit) -> None:
             continue
         target = next((u for u in group if task not in u.request.tasks), None)
         if target is None:
-            target = Unit(replace(unit.request, tasks=[], task_limits={}), unit.resources, [])
+            target = Unit(replace(unit.request, tasks=[], task_limits={}), unit.resources, [], unit.identity)
             group.append(target)
         target.request.tasks.append(task)
         if task in unit.request.task_limits:
@@ -280,8 +284,6 @@ def _merge(group: list[Unit], unit: Unit) -> None:
 
 
 def import_plugins(modules: list[str], path: Path | str | None = None) -> None:
-    import importlib
-
     for name in modules:
         try:
             importlib.import_module(name)
