@@ -3,6 +3,8 @@ worker processes) and the Ray executor (a private 2-CPU cluster), and a 200-cell
 
 Trivial cells: the toy plug-in of tests/test_sweep.py (a method whose evaluator returns at once), so
 every second measured is the harness's own: planning, locks, worker start, the store's writes.
+Executor rows include planning the grid and starting the workers (spawned processes that import
+the harness; Ray: a private loopback cluster), so small grids show mostly start-up.
 
     python benchmarks/bench_sweep.py [--cells 24] [--big 200] [--no-ray]
 """
@@ -44,13 +46,15 @@ def _grid(root: Path, name: str, units: int) -> Path:
     return path
 
 
-def in_process(root: Path, units: int) -> float:
+def in_process(root: Path, units: int, name: str) -> float:
+    """The runner called directly, warm (imports and registries loaded by a first call, not timed)."""
     import importlib
 
     from harness.runner import RunRequest, execute
 
     importlib.import_module("sweep_toy_plugin")
-    results = root / "inproc"
+    execute(RunRequest(method="toy", params={"x": "0"}, tasks=["toy-a"], results_dir=root / "warm", progress=False))
+    results = root / name
     t0 = time.perf_counter()
     for i in range(units):
         execute(RunRequest(method="toy", params={"x": str(1 + i)}, tasks=["toy-a", "toy-b", "toy-c", "toy-d"],
@@ -77,16 +81,20 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     _setup(root)
     units = args.cells // 4
-    rows = [("runner in-process (1 process, no sweep)", args.cells, in_process(root, units))]
-    rows.append(("local executor, 1 worker", args.cells, swept(root, "local1", units, "local", 1)))
-    rows.append(("local executor, 2 workers", args.cells, swept(root, "local2", units, "local", 2)))
+    print("| configuration | cells | wall s | s / cell | cells / s |\n|---|---:|---:|---:|---:|", flush=True)
+
+    def row(name: str, n: int, secs: float) -> None:
+        print(f"| {name} | {n} | {secs:.1f} | {secs / n:.3f} | {n / secs:.2f} |", flush=True)
+
+    row("runner in-process, warm (no sweep)", args.cells, in_process(root, units, "inproc"))
+    row("local executor, 1 worker", args.cells, swept(root, "local1", units, "local", 1))
+    row("local executor, 2 workers", args.cells, swept(root, "local2", units, "local", 2))
     if not args.no_ray:
-        rows.append(("ray executor, private 2-CPU cluster", args.cells, swept(root, "ray2", units, "ray", None)))
-    rows.append((f"{args.big}-cell grid, local executor, 2 workers", args.big,
-                 swept(root, "big", args.big // 4, "local", 2)))
-    print(f"| configuration | cells | wall s | s / cell | cells / s |\n|---|---:|---:|---:|---:|")
-    for name, n, secs in rows:
-        print(f"| {name} | {n} | {secs:.1f} | {secs / n:.3f} | {n / secs:.2f} |")
+        row("ray executor, private 2-CPU cluster", args.cells, swept(root, "ray2", units, "ray", None))
+    row(f"{args.big}-cell grid, runner in-process, warm", args.big, in_process(root, args.big // 4, "inproc-big"))
+    row(f"{args.big}-cell grid, local executor, 2 workers", args.big, swept(root, "big", args.big // 4, "local", 2))
+    if not args.no_ray:
+        row(f"{args.big}-cell grid, ray executor", args.big, swept(root, "bigray", args.big // 4, "ray", None))
     print(f"(machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; wall includes worker start)")
 
 

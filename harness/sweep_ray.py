@@ -40,14 +40,31 @@ def _check_address(address: str) -> None:
         ) from None
 
 
+def _resolve_auto(ray: Any) -> str:
+    """``auto``: the cluster ``ray start`` last recorded on this machine (or RAY_ADDRESS)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address_or_die
+    except ImportError:  # another Ray version: let ray.init look for it
+        return "auto"
+    try:
+        return canonicalize_bootstrap_address_or_die("auto")
+    except ConnectionError as exc:
+        raise HarnessError(f"--address auto: no running Ray cluster found ({exc}); start one with "
+                           "`ray start --head --node-ip-address 127.0.0.1` first") from None
+
+
 def connect(address: str | None) -> Any:
     ray = _import_ray()
+    if address == "auto":
+        address = _resolve_auto(ray)
     if address not in (None, "auto", "local"):
-        _check_address(address)
+        _check_address(address)  # also catches a stale address recorded by a cluster that has gone
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
-        if address in (None, "local"):  # a private single-machine cluster for this command
-            ray.init(include_dashboard=False, **kwargs)
+        if address in (None, "local"):
+            # a private cluster on this machine's loopback, for this command only ("local": never
+            # the address a past `ray start` left in /tmp/ray)
+            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except ConnectionError as exc:

@@ -150,3 +150,12 @@ def test_ray_retries_a_killed_worker_and_leaves_no_partial_file(toy, cluster, ca
     log = (toy["log"] / "computed.log").read_text().split("\n")
     assert sum(1 for line in log if line.endswith("toy-a 1.0")) == 2  # killed once, retried once
     no_temp_files(toy["results"])
+
+
+def test_auto_with_no_cluster_fails_fast(toy, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")  # what `auto` finds first
+    path = _grid(toy, EIGHT)
+    t0 = time.monotonic()
+    rc = main(["sweep", str(path), "--executor", "ray", "--address", "auto", "--results", str(toy["results"])])
+    assert rc == 2 and time.monotonic() - t0 < 30
+    assert "no Ray cluster there" in capsys.readouterr().err
