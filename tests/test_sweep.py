@@ -220,6 +220,7 @@ def test_dry_run_lists_cells_and_runs_nothing(toy, capsys):
     assert computed(toy) == []
 
 
+@pytest.mark.slow  # spawns two workers (~50 s on 2 loaded cores)
 def test_local_sweep_runs_eight_cells_on_two_workers_then_skips_them(toy, capsys):
     path = grid(toy, EIGHT)
     rc = main(["sweep", str(path), "--max-parallel", "2", "--results", str(toy["results"]), "--no-progress"])
