@@ -35,6 +35,7 @@ def _setup(root: Path) -> None:
     sys.path.insert(0, str(root / "plugin"))
     os.environ.update(PYTHONPATH=os.pathsep.join([str(root / "plugin"), str(REPO)]),
                       HARNESS_TASKS_DIR=str(root / "tasks"), SWEEP_TOY_LOG=str(root / "log"))
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private loopback instance: no token file left behind
 
 
 def _grid(root: Path, name: str, units: int) -> Path:

@@ -43,7 +43,10 @@ def toy_env(tmp_path_factory):
             f"id: {t}\nversion: 1\nkind: sweep-toy\nmetrics: [{{name: score, higher_is_better: true, primary: true}}]\n")
     (root / "log").mkdir()
     env = {"PYTHONPATH": os.pathsep.join([str(root / "plugin"), str(REPO)]), "HARNESS_TASKS_DIR": str(root / "tasks"),
-           "SWEEP_TOY_LOG": str(root / "log")}
+           "SWEEP_TOY_LOG": str(root / "log"),
+           # loopback-only test clusters: no token (Ray 2.60 turns token auth on once a past
+           # instance left ~/.ray/auth_token, and the cluster and this driver must then agree)
+           "RAY_AUTH_MODE": "disabled"}
     return root, env
 
 
