@@ -8,7 +8,6 @@ can count how often each cell was computed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -371,3 +370,32 @@ def test_unknown_executor_and_bad_parallelism_are_refused(toy, capsys):
     assert "--max-parallel must be >= 1" in capsys.readouterr().err
     with pytest.raises(HarnessError, match="choose local or ray"):
         run_sweep(plan_sweep(path, toy["results"]), "slurm", progress=False)
+
+
+def test_status_shows_a_cell_another_sweep_holds_as_running(toy, capsys):
+    import multiprocessing as mp
+
+    from harness.locks import run_lock
+    from harness.sweep import sweep_lock_id
+
+    path = grid(toy, EIGHT)
+    cell = plan_sweep(path, toy["results"]).cells[0]
+    ctx = mp.get_context("fork")
+    held, release = ctx.Event(), ctx.Event()
+
+    def hold() -> None:
+        with run_lock(toy["results"], sweep_lock_id(cell.run_id)):
+            held.set()
+            release.wait(30)
+
+    p = ctx.Process(target=hold)
+    p.start()
+    try:
+        assert held.wait(10)
+        assert main(["sweep", str(path), "--status", "--results", str(toy["results"])]) == 0
+        out = capsys.readouterr().out
+        assert out.count("| running |") == 1 and f"| {cell.run_id} | running |" in out and "1 running now" in out
+    finally:
+        release.set()
+        p.join(10)
+    assert computed(toy) == []
