@@ -1,5 +1,5 @@
-"""Command line: `harness list|run|validate|report|table|compare|export-run|reproduce|show|export|new-method|
-check-submission`."""
+"""Command line: `harness list|run|validate|report|table|compare|sweep|export-run|reproduce|show|export|
+new-method|check-submission`."""
 
 from __future__ import annotations
 
@@ -335,6 +335,44 @@ def _cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from harness import sweep as sweepmod
+
+    s = sweepmod.plan_sweep(args.grid, Path(args.results))
+    counts = {state: sum(1 for c in s.cells if c.state == state) for state in ("stored", "failed", "to run")}
+    head = (f"sweep {s.grid.id}: {len(s.cells)} cells in {len(s.units)} units; {counts['stored']} stored, "
+            f"{counts['failed']} stored as failed, {counts['to run']} not stored")
+    if args.dry_run or args.status:
+        states = sweepmod.status_states(s) if args.status else {
+            k: "would run" if c.state != "stored" else "stored" for k, c in enumerate(s.cells)}
+        print(sweepmod.cells_table(s, states).to_markdown())
+        running = sum(1 for v in states.values() if v == "running")
+        print(head + (f"; {running} running now" if args.status else f"; {counts['failed'] + counts['to run']} would run"))
+        return 0
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise HarnessError("--max-parallel must be >= 1")
+    run = sweepmod.run_sweep(s, args.executor, max_parallel=args.max_parallel, address=args.address,
+                             retries=args.retries, progress=not args.no_progress)
+    print(sweepmod.summary_table(run).to_markdown())
+    return 1 if run.failed else 0
+
+
+def _add_sweep_parser(sub) -> None:  # noqa: ANN001
+    p = sub.add_parser("sweep", help="run a declared grid (sweeps/*.yaml) locally or on a Ray cluster")
+    p.add_argument("grid", help="grid file, e.g. sweeps/leaderboard.yaml")
+    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--address", help="Ray cluster: auto (the running one) or HOST:PORT (default: a private local one)")
+    p.add_argument("--max-parallel", type=int, help="units at once (local: worker processes, default 1; "
+                                                     "ray: default as many as the cluster's resources allow)")
+    p.add_argument("--retries", type=int, help="re-runs of a unit whose worker died (default: the grid's, 2)")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="list the cells: stored or would run; run nothing")
+    mode.add_argument("--status", action="store_true", help="where the sweep stands (stored, failed, running); run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark harness for pruning, retrieval and reranking.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -401,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="re-run stored cells and grade each metric OK / OKish / FAIL")
     reproducemod.add_arguments(p)
     p.set_defaults(func=_cmd_reproduce)
+
+
+    _add_sweep_parser(sub)
     return parser
 
 
