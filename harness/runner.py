@@ -209,6 +209,13 @@ def _plan(info: MethodInfo, params: MethodParams, tasks: list[Task], req: RunReq
     return plan, outcomes
 
 
+def plan_cells(info: MethodInfo, params: MethodParams, tasks: list[Task], req: RunRequest,
+               store: ResultStore) -> tuple[list[Cell], list[RunOutcome]]:
+    """What ``execute`` would compute and what it would skip, without computing (for sweeps)."""
+    model_digest = info.cls.model_digest(req.model) if req.model else None
+    return _plan(info, params, tasks, req, store, model_digest)
+
+
 def _setup(method: Any, req: RunRequest, command: str) -> tuple[SetupOutput, BaseException | None]:
     """``method.setup(ctx)`` once; a failure is kept (stored as failed results), never raised."""
     ctx = SetupContext(device=req.device, dtype=req.dtype, model=req.model, batch_size=req.batch_size,

@@ -1,7 +1,7 @@
 """`harness sweep GRID.yaml`: a declared grid (:mod:`harness.sweep_grid`) run cell by cell, on local
 worker processes or on a Ray cluster, resumable and safe to run twice at once.
 
-* Identity: each cell's run id comes from the runner's own planning (``runner._plan``), so a
+* Identity: each cell's run id comes from the runner's own planning (``runner.plan_cells``), so a
   cell stored by ``harness run`` is the same cell here, and re-running a sweep skips it.
 * A unit of work (one :func:`harness.runner.execute` call, see ``sweep_grid``) runs under the
   sweep lock of each of its run ids (:func:`harness.locks.run_lock`, taken in sorted order), and
@@ -32,7 +32,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.locks import LOCK_DIR, run_lock
 from harness.results import ResultStore
-from harness.runner import RunRequest, _plan, check_request, execute
+from harness.runner import RunRequest, check_request, execute, plan_cells
 from harness.table import Table
 from harness.sweep_grid import GridFile, SweepError, Unit, expand, import_plugins, load_grid
 
@@ -70,9 +70,10 @@ def plan_sweep(path: Path | str, results_dir: Path | str) -> Sweep:
     for i, unit in enumerate(units):
         info, params, tasks = check_request(unit.request)
         with _quiet():
-            todo, stored = _plan(info, params, tasks, unit.request, store)
+            todo, stored = plan_cells(info, params, tasks, unit.request, store)
         by_task = {o.task: ("stored", o.run_id) for o in stored}
-        for task, _protocol, run_id in todo:
+        for cell in todo:
+            task, run_id = cell.task, cell.run_id
             prev = store.existing(task.id, run_id) if store.path_for(task.id, run_id).is_file() else None
             by_task[task.id] = ("failed" if prev is not None else "to run", run_id)
         cells += [Cell(i, t, by_task[t][1], by_task[t][0]) for t in unit.request.tasks]
@@ -126,8 +127,8 @@ def run_unit(spec: dict[str, Any], imports: list[str]) -> list[dict[str, Any]]:
     req = RunRequest(**(spec | {"results_dir": Path(spec["results_dir"])}))
     info, params, tasks = check_request(req)
     store = ResultStore(req.results_dir)
-    todo, _stored = _plan(info, params, tasks, req, store)
-    ids = [rid for _t, _p, rid in todo]
+    todo, _stored = plan_cells(info, params, tasks, req, store)
+    ids = [cell.run_id for cell in todo]
     with _locks(req.results_dir, ids):
         _clean_temp_files(req.results_dir, req.tasks, ids)
         t0 = time.perf_counter()
