@@ -313,6 +313,8 @@ def test_suite_page_table_marks_and_plot(tmp_path: Path, monkeypatch: pytest.Mon
         for t in zs if method != "gap" else zs[:3]:
             doc = make_doc(method=method, params={"sparsity": sp} if sp else {}, task_id=t, limit=50,
                            metrics={"acc": q, "acc_norm": q}, measured_sparsity=sp, family="pruning")
+            for m in doc["metrics"].values():
+                m["n"] = 50  # the store checks n and the mean against the per-item rows
             items = [{"doc_id": str(i), "acc": float(i < q * 50), "acc_norm": float(i < q * 50)} for i in range(50)]
             store.write(doc, items=items, item_key="doc_id")
     build_site(tmp_path / "r", tmp_path / "s")

@@ -36,6 +36,8 @@ def _write(store: ResultStore, method: str, params: dict[str, Any], task: str, s
     """One stored run whose per-item acc and acc_norm are ``scores`` (so both metrics are their mean)."""
     mean = sum(scores) / len(scores)
     doc = make_doc(method=method, params=params, task_id=task, limit=limit, metrics={"acc": mean, "acc_norm": mean})
+    for m in doc["metrics"].values():
+        m["n"] = len(scores)  # the store checks n against the per-item rows
     items = [{"doc_id": str(i), "acc": s, "acc_norm": s} for i, s in enumerate(scores)]
     return store.write(doc, items=items, item_key="doc_id")
 

@@ -25,6 +25,7 @@ def test_the_paper_protocol_is_the_full_protocol(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # it is a grid for GPU machines
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     s = plan_sweep(REPO / "sweeps" / "paper-protocol.yaml", REPO / "results")
     assert len(s.cells) == 7 * 9 and all(c.state == "to run" for c in s.cells)
     for unit in s.units:
