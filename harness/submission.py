@@ -299,7 +299,7 @@ def _check_tests(t: Target, report: SubmissionReport, timeout_s: int) -> None:
     if not t.tests:
         report.add("tests", "FAIL", "no test file found (tests/test_method_<module>.py, or name it with --tests FILE)")
         return
-    args = ["-q", "-p", "no:cacheprovider", "-m", "not slow", *map(str, t.tests)]
+    args = ["-q", "-rfE", "-p", "no:cacheprovider", "-m", "not slow", *map(str, t.tests)]
     try:
         proc = run_booted(t, "pytest", args, timeout_s)
     except subprocess.TimeoutExpired:
@@ -309,7 +309,10 @@ def _check_tests(t: Target, report: SubmissionReport, timeout_s: int) -> None:
     if proc.returncode == 0:
         report.add("tests", "PASS", f"{', '.join(p.name for p in t.tests)}: {summary}")
     else:
-        report.add("tests", "FAIL", f"pytest exit {proc.returncode}: {_tail(proc.stdout + proc.stderr)}")
+        # the FAILED/ERROR lines name the tests (pytest's diffs above them are longer under CI=true)
+        failed = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith(("FAILED ", "ERROR "))]
+        detail = " | ".join(failed[:5] + [summary]) if failed else _tail(proc.stdout + proc.stderr)
+        report.add("tests", "FAIL", f"pytest exit {proc.returncode}: {detail}")
 
 
 def task_args(info: Any, cheap: CheapTask, results: Path) -> list[str]:
