@@ -251,3 +251,16 @@ def read_bands(results_dir: Path) -> dict[str, NoiseBand]:
 def band_id_of(result: Result | StoredResult) -> str:
     """The id of the band ``result`` belongs to (a repeat or not)."""
     return hashlib.sha256(canonical_json(band_key(_result(result))).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# The hook a board calls (harness/report stays free of this module until the merge wires it)
+
+
+def band_for(result: Result | StoredResult, bands: dict[str, NoiseBand]) -> NoiseBand | None:
+    """The stored band of ``result``'s configuration (``bands``: :func:`read_bands`), or None.
+
+    A board cell shows ``value`` with ``band.metrics[metric]`` beside it (min-max, std, k), and
+    before marking two entries as different checks :func:`indistinguishable` on their values and
+    bands: when it is True the pair is never shown as different, whatever a per-item test says."""
+    return bands.get(band_id_of(result))

@@ -132,3 +132,11 @@ def test_band_written_and_read_back(tmp_path):
     # a result finds its band by id, a repeat or not
     assert noise.band_id_of(result(99.0, seed=5)) == band.band_id
     assert noise.band_id_of(result(99.0, sparsity=0.7)) != band.band_id
+
+
+def test_band_for_finds_the_band_of_a_board_entry(tmp_path):
+    band = noise.band_of([result(10.0, seed=0), result(12.0, seed=1)])
+    noise.write_band(tmp_path, band)
+    bands = noise.read_bands(tmp_path)
+    assert noise.band_for(result(10.0, seed=0), bands).metrics["ppl"].max == 12.0
+    assert noise.band_for(result(10.0, sparsity=0.7), bands) is None
