@@ -204,8 +204,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def repeat_params(params: dict[str, str], vary: str, repeats: int) -> list[dict[str, str]]:
-    """The params of each repeat: calibration seeds seed, seed+1, ... (``vary=seed``) or the
-    orders sampled, reversed, shuffle:1, shuffle:2, ... of the same windows (``vary=order``)."""
+    """The params of each repeat: calibration seeds 0, 1, ..., K-1 (``vary=seed``) or the orders
+    sampled, reversed, shuffle:1, shuffle:2, ... of the same windows (``vary=order``)."""
     if repeats < 1:
         raise HarnessError(f"--repeats {repeats}: must be >= 1")
     name = "seed" if vary == "seed" else "calibration_order"
@@ -222,9 +222,8 @@ def _cmd_noise_band(args: argparse.Namespace) -> int:
     """Run K repeats (ordinary runs, each stored as usual), then store and print their band."""
     from harness import noise, provenance
     from harness.params import parse_param_string
-    from harness.runner import RunRequest, execute
-
     from harness.results import ResultStore
+    from harness.runner import RunRequest, execute
 
     limit, task_limits = parse_limits(args.limit or [])
     base = parse_param_string(args.params)
@@ -247,13 +246,26 @@ def _cmd_noise_band(args: argparse.Namespace) -> int:
         raise HarnessError("no repeat of this configuration is stored: nothing to make a band of")
     store = ResultStore(args.results)
     band = noise.band_of(store.load(p) for p in stored)
-    path = noise.write_band(Path(args.results), band, command=" ".join(["harness", *sys.argv[1:]]),
+    path = noise.write_band(Path(args.results), band, command=_noise_band_command(args),
                             created_at=provenance.utc_now())
     print(f"noise band of {band.method} on {band.task} over k={band.k} repeats ({args.vary}):")
     for name, s in band.metrics.items():
         print(f"  {name}: min={_fmt(s.min)} max={_fmt(s.max)} mean={_fmt(s.mean)} std={_fmt(s.std)}")
     print(f"stored at {path}")
     return 1 if status else 0
+
+
+def _noise_band_command(args: argparse.Namespace) -> str:
+    import shlex
+
+    parts = ["harness", "noise-band", "--method", args.method, *(["--params", args.params] if args.params else []),
+             "--model", args.model, "--task", args.task]
+    for lim in args.limit or []:
+        parts += ["--limit", lim]
+    parts += ["--repeats", str(args.repeats), "--vary", args.vary]
+    if args.stored_only:
+        parts.append("--stored-only")
+    return shlex.join(parts)
 
 
 def _stored_repeat(req) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -140,3 +141,35 @@ def test_band_for_finds_the_band_of_a_board_entry(tmp_path):
     bands = noise.read_bands(tmp_path)
     assert noise.band_for(result(10.0, seed=0), bands).metrics["ppl"].max == 12.0
     assert noise.band_for(result(10.0, sparsity=0.7), bands) is None
+
+
+def _store(results_dir, ppls):
+    from harness.results import ResultStore
+
+    store = ResultStore(results_dir)
+    for seed, ppl in enumerate(ppls):
+        doc = make_doc(method="wanda", params={**CAL, "seed": seed}, task_id="wikitext2", limit=8,
+                       metrics={"ppl": ppl, "nll": math.log(ppl)}, measured_sparsity=0.5)
+        store.write(doc)
+
+
+def test_cli_band_of_stored_repeats(tmp_path, capsys):
+    from harness.cli import main
+
+    _store(tmp_path, [20.0, 21.0, 23.0])
+    args = ["noise-band", "--method", "wanda", "--params", "nsamples=32,seqlen=512,calibration=c4-sample1k,sparsity=0.5",
+            "--model", "smollm2-135m", "--task", "wikitext2", "--limit", "wikitext2=8", "--repeats", "3",
+            "--stored-only", "--results", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "k=3" in out and "min=20.0000 max=23.0000" in out
+    (band,) = noise.read_bands(tmp_path).values()
+    assert band.metrics["ppl"].std == pytest.approx(math.sqrt(7 / 3))
+    assert [r["seed"] for r in band.runs] == [0, 1, 2]
+    # fewer stored repeats than asked: the band of those there, the missing ones named
+    assert main(args[:-5] + ["--repeats", "4", "--stored-only", "--results", str(tmp_path)]) == 0
+    assert "not stored" in capsys.readouterr().err
+    (band,) = noise.read_bands(tmp_path).values()
+    stored = json.loads(next((tmp_path / "noise-bands").rglob("*.band")).read_text())
+    assert stored["command"].startswith("harness noise-band --method wanda --params nsamples=32")
+    assert stored["band_id"] == band.band_id and stored["repeat_params"] == ["seed", "calibration_order"]
