@@ -1,5 +1,5 @@
-"""Command line: `harness list|run|validate|report|table|compare|sweep|export-run|reproduce|show|export|
-new-method|check-submission`."""
+"""Command line: `harness list|run|validate|report|table|compare|sweep|noise-band|export-run|reproduce|show|
+export|new-method|check-submission`."""
 
 from __future__ import annotations
 
@@ -373,6 +373,112 @@ def _add_sweep_parser(sub) -> None:  # noqa: ANN001
     p.set_defaults(func=_cmd_sweep)
 
 
+def repeat_params(params: dict[str, str], vary: str, repeats: int) -> list[dict[str, str]]:
+    """The params of each repeat: calibration seeds 0, 1, ..., K-1 (``vary=seed``) or the orders
+    sampled, reversed, shuffle:1, shuffle:2, ... of the same windows (``vary=order``)."""
+    if repeats < 1:
+        raise HarnessError(f"--repeats {repeats}: must be >= 1")
+    name = "seed" if vary == "seed" else "calibration_order"
+    if name in params:
+        raise HarnessError(f"--params sets {name}, which --vary {vary} varies; leave it out")
+    if vary == "seed":
+        values = [str(i) for i in range(repeats)]
+    else:
+        values = (["sampled", "reversed"] + [f"shuffle:{i}" for i in range(1, repeats)])[:repeats]
+    return [dict(params, **{name: v}) for v in values]
+
+
+def _cmd_noise_band(args: argparse.Namespace) -> int:
+    """Run K repeats (ordinary runs, each stored as usual), then store and print their band."""
+    from harness import noise, provenance
+    from harness.params import parse_param_string
+    from harness.results import ResultStore
+    from harness.runner import RunRequest, execute
+
+    limit, task_limits = parse_limits(args.limit or [])
+    base = parse_param_string(args.params)
+    status = 0
+    stored = []
+    for params in repeat_params(base, args.vary, args.repeats):
+        req = RunRequest(
+            method=args.method, params=params, model=args.model, tasks=[args.task], limit=limit,
+            task_limits=task_limits, device=args.device, dtype=args.dtype, results_dir=Path(args.results),
+            progress=not args.no_progress,
+        )
+        if args.stored_only:  # the band of the repeats already stored; run nothing
+            stored += _stored_repeat(req)
+            continue
+        outcomes = execute(req)
+        print_outcomes(outcomes)
+        status |= any(o.status == "failed" for o in outcomes)
+        stored += [o.path for o in outcomes if o.status in ("ok", "skipped")]
+    if not stored:
+        raise HarnessError("no repeat of this configuration is stored: nothing to make a band of")
+    store = ResultStore(args.results)
+    band = noise.band_of(store.load(p) for p in stored)
+    path = noise.write_band(Path(args.results), band, command=_noise_band_command(args),
+                            created_at=provenance.utc_now())
+    print(f"noise band of {band.method} on {band.task} over k={band.k} repeats ({args.vary}):")
+    for name, s in band.metrics.items():
+        print(f"  {name}: min={_fmt(s.min)} max={_fmt(s.max)} mean={_fmt(s.mean)} std={_fmt(s.std)}")
+    print(f"stored at {path}")
+    return 1 if status else 0
+
+
+def _noise_band_command(args: argparse.Namespace) -> str:
+    import shlex
+
+    parts = ["harness", "noise-band", "--method", args.method, *(["--params", args.params] if args.params else []),
+             "--model", args.model, "--task", args.task]
+    for lim in args.limit or []:
+        parts += ["--limit", lim]
+    parts += ["--repeats", str(args.repeats), "--vary", args.vary]
+    if args.stored_only:
+        parts.append("--stored-only")
+    return shlex.join(parts)
+
+
+def _stored_repeat(req) -> list[Path]:
+    """The stored result of ``req`` (one task), or nothing (said on stderr): found by what it
+    records (method, params, model, protocol), not by re-deriving its run id."""
+    from harness.results import ResultStore, ResultValidationError
+    from harness.runner import check_request, protocol_for
+
+    info, params, tasks = check_request(req)
+    (task,) = tasks
+    want = (info.name, params.semantic_dict(), req.model, task.version, protocol_for(task, req))
+    store = ResultStore(req.results_dir)
+    for path in sorted((Path(req.results_dir) / task.id).glob("*.json")):
+        try:
+            r = store.load(path)
+        except ResultValidationError:
+            continue
+        got = (r.method.name, r.method.semantic_params, r.model.id, r.task.version, r.task.protocol)
+        if r.status == "ok" and got == want:
+            return [path]
+    print(f"not stored: {req.method} {req.params}", file=sys.stderr)
+    return []
+
+
+def _add_noise_band_parser(sub) -> None:
+    p = sub.add_parser("noise-band", help="repeat a pruning run over calibration seeds or orders; store the spread")
+    p.add_argument("--method", required=True)
+    p.add_argument("--params", default="", help="k=v,k=v: the configuration, without the varied parameter")
+    p.add_argument("--model", required=True)
+    p.add_argument("--task", required=True, help="task id")
+    p.add_argument("--repeats", type=int, default=3, metavar="K", help="number of repeats (default 3)")
+    p.add_argument("--vary", choices=["seed", "order"], default="seed",
+                   help="seed: calibration seeds 0..K-1; order: sampled, reversed, shuffle:1.. of the same windows")
+    p.add_argument("--limit", action="append", metavar="N|TASK=N", help="as for run")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--stored-only", action="store_true",
+                   help="run nothing: the band of those of the K repeats that are already stored")
+    p.set_defaults(func=_cmd_noise_band)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark harness for pruning, retrieval and reranking.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -440,8 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproducemod.add_arguments(p)
     p.set_defaults(func=_cmd_reproduce)
 
-
     _add_sweep_parser(sub)
+    _add_noise_band_parser(sub)
     return parser
 
 

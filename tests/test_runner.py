@@ -125,7 +125,7 @@ def test_run_is_stored_once_and_is_idempotent(results, capsys):
     assert doc["task"]["protocol"] == {"seqlen": 2048, "limit": 1}
     assert abs(doc["pruning"]["measured_sparsity"] - 0.5) < 0.005
     assert doc["provenance"]["reproduce"] == (
-        "harness run --method magnitude --params pattern=unstructured,sparsity=0.5 "
+        "harness run --method magnitude --params mask_rule=reference,pattern=unstructured,sparsity=0.5 "
         "--model config:tiny-llama --task wikipedia-gensim-ppl --limit 1"
     )
     assert doc["provenance"]["data"][0]["source"] == "package"

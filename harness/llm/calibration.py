@@ -82,8 +82,35 @@ def random_token_windows(vocab_size: int, nsamples: int, seqlen: int, seed: int)
     return torch.randint(0, vocab_size, (nsamples, seqlen), generator=gen)
 
 
+def order_windows(ids: torch.Tensor, order: str) -> torch.Tensor:
+    """The same windows (rows of ``ids``) in the order ``order`` asks for: 'sampled' (as drawn),
+    'reversed', or 'shuffle:<seed>' (a permutation drawn from ``torch.Generator`` seeded with
+    ``seed``, independent of the sampling seed). Only the order changes, never a window."""
+    import torch
+
+    from harness.llm.pruning import parse_calibration_order
+
+    kind, shuffle_seed = parse_calibration_order(order)
+    if kind == "sampled":
+        return ids
+    if kind == "reversed":
+        return ids.flip(0)
+    perm = torch.randperm(ids.shape[0], generator=torch.Generator().manual_seed(shuffle_seed))
+    return ids[perm]
+
+
 def load_calibration(tokenizer, *, name: str, nsamples: int, seqlen: int, seed: int,
-                     vocab_size: int | None = None) -> Calibration:
+                     vocab_size: int | None = None, order: str = "sampled") -> Calibration:
+    """The calibration windows of set ``name`` (sampled with ``seed``), fed in ``order``."""
+    calibration = _load_windows(tokenizer, name=name, nsamples=nsamples, seqlen=seqlen, seed=seed,
+                                vocab_size=vocab_size)
+    calibration.input_ids = order_windows(calibration.input_ids, order)
+    calibration.source["order"] = order
+    return calibration
+
+
+def _load_windows(tokenizer, *, name: str, nsamples: int, seqlen: int, seed: int,
+                  vocab_size: int | None = None) -> Calibration:
     from harness.llm.pruning import Calibration
 
     if name == RANDOM_TOKENS:

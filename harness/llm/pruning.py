@@ -72,20 +72,67 @@ class SparsityParams(MethodParams):
             )
 
 
+MASK_RULES = ("reference", "exact")
+
+
+@dataclass(frozen=True)
+class MaskRuleParams(MethodParams):
+    """How a layer's sparsity target becomes a mask. ``reference`` (default): prune every score at
+    or below the value at position ``int(n * sparsity)`` of the sorted scores, as the SparseGPT and
+    Wanda repositories' magnitude and SparseGPT code do (at least one weight more than the target,
+    more on ties); ``exact``: exactly ``int(n * sparsity)`` scores, ties to the lower index."""
+
+    mask_rule: str = "reference"
+
+    def check(self) -> None:
+        if self.mask_rule not in MASK_RULES:
+            raise ParamError(f"mask_rule={self.mask_rule!r} must be one of {', '.join(MASK_RULES)}")
+
+
+DEFAULT_CALIBRATION_ORDER = "sampled"
+
+
+def parse_calibration_order(order: str) -> tuple[str, int | None]:
+    """'sampled' | 'reversed' | 'shuffle:<seed>' -> (kind, shuffle seed or None)."""
+    if order in ("sampled", "reversed"):
+        return order, None
+    kind, sep, seed = order.partition(":")
+    if kind == "shuffle" and sep:
+        try:
+            return "shuffle", int(seed)
+        except ValueError:
+            pass
+    raise ParamError(
+        f"calibration_order={order!r} must be 'sampled' (as drawn), 'reversed' or 'shuffle:<seed>' (e.g. shuffle:1)"
+    )
+
+
 @dataclass(frozen=True)
 class CalibrationParams(MethodParams):
-    """How many calibration windows of which length, from which source, with which seed."""
+    """How many calibration windows of which length, from which source, with which seed, and in
+    which order they are fed (``calibration_order``: the same windows, permuted; a repeat of a run
+    that changes only the rounding of the statistics summed over windows, see harness.noise)."""
 
     nsamples: int = 128
     seqlen: int = 2048
     seed: int = 0
     calibration: str = "auto"  # a calibration set id (tasks/calibration/*.yaml) or 'auto'
+    calibration_order: str = DEFAULT_CALIBRATION_ORDER  # 'sampled' | 'reversed' | 'shuffle:<seed>'
 
     def check(self) -> None:
         if self.nsamples < 1:
             raise ParamError(f"nsamples={self.nsamples} must be >= 1")
         if self.seqlen < 8:
             raise ParamError(f"seqlen={self.seqlen} must be >= 8")
+        parse_calibration_order(self.calibration_order)
+
+    def to_dict(self) -> dict[str, Any]:
+        # The default order is what every run did before the parameter existed: it stays out of
+        # the record (and so out of the run id), so those runs and their re-runs keep one identity.
+        out = super().to_dict()
+        if out.get("calibration_order") == DEFAULT_CALIBRATION_ORDER:
+            del out["calibration_order"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -217,10 +264,12 @@ class PruningMethod(MethodBase):
         from harness.llm.calibration import load_calibration
 
         p = self.params
-        log.info("calibration: %s x %s tokens from %s (seed %s)", p.nsamples, p.seqlen, p.calibration, p.seed)
+        order = getattr(p, "calibration_order", DEFAULT_CALIBRATION_ORDER)
+        log.info("calibration: %s x %s tokens from %s (seed %s, order %s)", p.nsamples, p.seqlen, p.calibration,
+                 p.seed, order)
         return load_calibration(
             loaded.tokenizer, name=p.calibration, nsamples=p.nsamples, seqlen=p.seqlen, seed=p.seed,
-            vocab_size=int(loaded.model.config.vocab_size),
+            vocab_size=int(loaded.model.config.vocab_size), order=order,
         )
 
     # ----------------------------------------------------------------------------- pruning
@@ -339,6 +388,27 @@ def unstructured_mask_from_scores(scores: torch.Tensor, sparsity: float, per_row
     missing = k - mask.sum(dim=1, keepdim=True)
     mask |= at_thr & (torch.cumsum(at_thr, dim=1) <= missing)
     return mask.reshape(scores.shape)
+
+
+def at_or_below_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Boolean mask (True = prune) of every score at or below the value at position
+    ``int(numel * sparsity)`` of the ascending sorted scores of the whole tensor: the rule of the
+    reference implementations (``W_metric <= sort(W_metric.flatten())[int(numel * s)]``). It prunes
+    at least ``int(numel * sparsity) + 1`` entries, and every entry tied with the threshold."""
+    flat = scores.reshape(-1)
+    k = int(flat.numel() * sparsity)
+    # the (k+1)-th smallest value is sorted[k] exactly (a selection, cheaper than a full sort)
+    thr = torch.kthvalue(flat, k + 1).values
+    return scores <= thr
+
+
+def layer_mask(scores: torch.Tensor, sparsity: float, rule: str) -> torch.Tensor:
+    """The whole-matrix mask of ``scores`` under ``rule`` ('reference' or 'exact', MASK_RULES)."""
+    if rule == "reference":
+        return at_or_below_mask(scores, sparsity)
+    if rule == "exact":
+        return unstructured_mask_from_scores(scores, sparsity, per_row=False)
+    raise ParamError(f"mask_rule={rule!r} must be one of {', '.join(MASK_RULES)}")
 
 
 def check_nm_shapes(linears: dict[str, nn.Linear], nm: tuple[int, int] | None) -> None:

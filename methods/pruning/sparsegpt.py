@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -13,26 +14,29 @@ from harness.llm.layerwise import calibration_input_ids, prune_sequentially
 from harness.llm.pruning import (
     CalibratedSparsityParams,
     Calibration,
+    MaskRuleParams,
     PruneReport,
     PruningMethod,
     build_report,
     check_nm_shapes,
+    layer_mask,
     parse_pattern,
     prunable_linears,
-    unstructured_mask_from_scores,
 )
 from harness.registry import register_method
 
 
 @dataclass(frozen=True)
-class SparseGPTParams(CalibratedSparsityParams):
-    """Sparsity/pattern, calibration, and the OBS solver's column block size and dampening."""
+class SparseGPTParams(CalibratedSparsityParams, MaskRuleParams):
+    """Sparsity/pattern, calibration, the OBS solver's column block size and dampening, and the
+    per-block mask rule (``mask_rule``: ``reference`` or ``exact``) with its inverse (below)."""
 
     blocksize: int = 128  # columns per lazy-update block (also the mask-selection block)
     percdamp: float = 0.01  # dampening added to diag(H), as a fraction of mean(diag(H))
 
     def check(self) -> None:
         super().check()
+        MaskRuleParams.check(self)
         if self.blocksize < 1:
             raise ParamError(f"blocksize={self.blocksize} must be >= 1")
         if not (0.0 < self.percdamp <= 1.0):
@@ -63,15 +67,33 @@ class Hessian:
 
 
 @torch.no_grad()
+def upper_cholesky_of_inverse(H: torch.Tensor, rule: str) -> torch.Tensor:
+    """The upper Cholesky factor U of H^-1 (H^-1 = U^T U), from the lower factor L of H.
+
+    ``reference``: H^-1 by ``torch.cholesky_inverse(L)``, as the reference. ``exact``: H^-1 =
+    L^-T L^-1 by a triangular solve (the same matrix in exact arithmetic, several times faster on
+    CPU, but rounded differently: on SmolLM2 it moves perplexity by ~3%, within the noise band).
+    """
+    L = torch.linalg.cholesky(H)
+    if rule == "reference":
+        Hinv = torch.cholesky_inverse(L)
+    else:
+        Linv = torch.linalg.solve_triangular(L, torch.eye(L.shape[0], dtype=L.dtype, device=L.device), upper=False)
+        Hinv = Linv.t() @ Linv
+    return torch.linalg.cholesky(Hinv, upper=True)
+
+
 def sparsegpt_prune_weight(weight: torch.Tensor, H: torch.Tensor, sparsity: float,
                            nm: tuple[int, int] | None = None, blocksize: int = 128,
-                           percdamp: float = 0.01, name: str = "") -> float:
+                           percdamp: float = 0.01, name: str = "", rule: str = "reference") -> float:
     """Prune ``weight`` [out, in] in place with SparseGPT's blocked OBS update (``fasterprune``).
 
     ``H`` [in, in] is consumed (modified). Returns the reference's error estimate
-    sum((w - q)^2 / d^2) / 2 summed over the layer. Differences from the reference: exactly
-    ``int(numel * sparsity)`` weights are pruned per column block (its ``<=`` threshold prunes one
-    more, and one even at sparsity 0).
+    sum((w - q)^2 / d^2) / 2 summed over the layer. ``rule``: ``reference`` computes what the
+    reference computes (``cholesky_inverse``; per column block, every score at or below the value
+    at position ``int(numel * sparsity)`` of its sorted scores, so one weight more than the target,
+    and one even at sparsity 0); ``exact`` uses a triangular solve for H^-1 and prunes exactly
+    ``int(numel * sparsity)`` weights per block.
     """
     W = weight.detach().clone().float()
     rows, columns = W.shape
@@ -83,11 +105,7 @@ def sparsegpt_prune_weight(weight: torch.Tensor, H: torch.Tensor, sparsity: floa
     diag = torch.arange(columns, device=H.device)
     H[diag, diag] += damp
     try:
-        L = torch.linalg.cholesky(H)
-        # H^-1 = L^-T L^-1 (what torch.cholesky_inverse returns; the triangular solve is several
-        # times faster on CPU), then its upper Cholesky factor, as the reference.
-        Linv = torch.linalg.solve_triangular(L, torch.eye(columns, dtype=L.dtype, device=L.device), upper=False)
-        Hinv = torch.linalg.cholesky(Linv.t() @ Linv, upper=True)
+        Hinv = upper_cholesky_of_inverse(H, rule)
     except torch.linalg.LinAlgError:
         raise HarnessError(
             f"sparsegpt: the Hessian of layer {name or '?'} is not positive definite even after dampening "
@@ -107,7 +125,7 @@ def sparsegpt_prune_weight(weight: torch.Tensor, H: torch.Tensor, sparsity: floa
 
         if nm is None:
             # Mask chosen once per block on the partially updated weights: lowest w^2 / [H^-1]_jj^2.
-            mask1 = unstructured_mask_from_scores(W1 ** 2 / hdiag.reshape(1, -1) ** 2, sparsity, per_row=False)
+            mask1 = layer_mask(W1 ** 2 / hdiag.reshape(1, -1) ** 2, sparsity, rule)
         else:
             mask1 = torch.zeros_like(W1, dtype=torch.bool)
         for i in range(count):
@@ -143,11 +161,15 @@ class SparseGPT(PruningMethod):
     H^-1, columns are processed in blocks of ``blocksize``: each block's mask keeps the largest
     w^2 / [H^-1]_jj^2 (N:M: chosen per group of M columns), and each pruned weight's error is
     compensated on the not yet processed columns. Blocks are pruned sequentially, each calibrated
-    on the outputs of the already pruned blocks. Exactly ``int(numel * sparsity)`` weights are
-    pruned per column block (the reference's ``<=`` threshold prunes one more).
+    on the outputs of the already pruned blocks. By default (``mask_rule=reference``) the
+    reference's two numerical choices: H^-1 by ``cholesky_inverse`` and, per column block, every
+    score at or below the value at position ``int(numel * sparsity)`` (one weight more than the
+    target); ``mask_rule=exact``: a triangular solve and exactly ``int(numel * sparsity)`` per
+    block. Version 2: the reference choices became the default (version 1 was ``exact``).
     """
 
     needs_calibration = True
+    version: ClassVar[int] = 2
 
     @torch.no_grad()
     def _prune(self, model: nn.Module, calibration: Calibration | None) -> PruneReport:
@@ -164,7 +186,8 @@ class SparseGPT(PruningMethod):
             for name, lin in linears.items():
                 full = f"layers.{i}.{name}"
                 hess: Hessian = stats[name]
-                err = sparsegpt_prune_weight(lin.weight, hess.H, p.sparsity, nm, p.blocksize, p.percdamp, full)
+                err = sparsegpt_prune_weight(lin.weight, hess.H, p.sparsity, nm, p.blocksize, p.percdamp, full,
+                                             rule=p.mask_rule)
                 hess.H = None  # free as soon as used
                 per_layer[full] = {"calibration_tokens": hess.tokens, "obs_error": err}
 
@@ -172,6 +195,7 @@ class SparseGPT(PruningMethod):
         linears = prunable_linears(model)
         report = build_report(linears, p.sparsity, details={
             "pattern": p.pattern, "blocksize": p.blocksize, "percdamp": p.percdamp,
+            "mask_rule": p.mask_rule, "method_version": self.version,
             **info, "calibration_source": calibration.source if calibration is not None else None,
         })
         for entry in report.layers:
