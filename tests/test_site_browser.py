@@ -259,6 +259,8 @@ def suite_results(root: Path) -> None:
             for t in ZEROSHOT_7 if method != "magnitude" else ZEROSHOT_7[:4]:
                 doc = make_doc(method=method, params=params, task_id=t, limit=50, metrics={"acc": q, "acc_norm": q},
                                measured_sparsity=sp, family="pruning")
+                for m in doc["metrics"].values():
+                    m["n"] = 50  # the store checks n and the mean against the per-item rows
                 items = [{"doc_id": str(i), "acc": float((i * 7) % 50 < q * 50), "acc_norm": float((i * 7) % 50 < q * 50)}
                          for i in range(50)]
                 store.write(doc, items=items, item_key="doc_id")
