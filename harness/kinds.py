@@ -14,7 +14,9 @@ other packages through the entry-point group ``harness.task_kinds``). The record
 * ``metric_error``: which metric names the evaluator can compute (``None`` when it can, else why);
 * ``run_protocol``: the keys the runner adds to the task's protocol (they enter the run id);
 * ``aggregate``: ``(metric, items) -> value | None``, how a stored metric follows from the per-item
-  scores (``validate`` re-derives it; None: not a function of the items).
+  scores (``validate`` re-derives it; None: not a function of the items);
+* ``plots``: :class:`BoardPlot` records, the figures this kind's boards draw from their entries'
+  stored results (beside the generic quality-vs-sparsity and quality-vs-latency ones).
 
 The report reads the tracks through :func:`tracks`; the runner and the task loader through
 :func:`get_kind`.
@@ -224,6 +226,25 @@ def no_metrics(name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class BoardPlot:
+    """A figure the boards of a kind draw from their entries' stored results.
+
+    ``points(result)`` gives one entry's ``(x, y)`` points (the y of the board's primary metric, or
+    of ``ylabel``'s quantity: the kind decides). ``pareto=False``: each entry's points are a line
+    (one line per entry, e.g. quality vs fraction kept); ``pareto=True``: every point is a dot and
+    the Pareto front over all entries is marked (lower x is better: cost, tokens, seconds). Entries
+    with no points are left out; the figure is drawn when at least two points remain.
+    """
+
+    name: str  # the file suffix: boards/<board>-<name>.svg
+    xlabel: str
+    caption: str
+    points: Callable[[Any], list[tuple[float, float]]]
+    pareto: bool = False
+    ylabel: str | None = None  # default: the board's primary metric with its direction
+
+
+@dataclass(frozen=True)
 class TaskKind:
     """One task kind. See the module docstring for the fields."""
 
@@ -237,6 +258,7 @@ class TaskKind:
     has_metrics: bool = True  # False: tasks of this kind declare no metrics (calibration sets)
     description: str = ""
     aggregate: Callable[[str, list[dict[str, Any]]], float | None] | None = None
+    plots: tuple[BoardPlot, ...] = ()
 
     def load_evaluator(self) -> Evaluator:
         if self.evaluator is None:

@@ -328,3 +328,53 @@ def test_suite_page_table_marks_and_plot(tmp_path: Path, monkeypatch: pytest.Mon
     assert (tmp_path / "s" / "suites" / "zeroshot-7--smollm2-135m-aggregate.svg").is_file()
     csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "s" / "suites" / "zeroshot-7--smollm2-135m.csv").read_text())))
     assert {r["label"]: r["aggregate"] for r in csv_rows}["gap"] == ""
+
+
+def test_a_kind_declares_its_board_plots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TaskKind.plots``: a line per entry from its points, or dots with the Pareto front; entries
+    with no points are left out, and a figure with fewer than two points is not drawn."""
+    import dataclasses
+
+    from harness.kinds import BoardPlot, get_kind
+    from harness.report import pages
+
+    results = tmp_path / "results"
+    small_results(results)
+    seen: list[str] = []
+
+    def curve(res: Any) -> list[tuple[float, float]]:
+        seen.append(res.method.name)
+        if res.method.name == "dense":
+            return []  # no points: left out
+        acc = res.value("acc")
+        return [(0.25, acc / 2), (1.0, acc)]
+
+    def one_dot(res: Any) -> list[tuple[float, float]]:
+        return [(float(len(res.method.name)), res.value("acc"))]
+
+    def lonely(res: Any) -> list[tuple[float, float]]:
+        return [(1.0, 1.0)] if res.method.name == "dense" else []
+
+    real = get_kind
+
+    def patched(name: str) -> Any:
+        kind = real(name)
+        if name != "zeroshot":
+            return kind
+        return dataclasses.replace(kind, plots=(
+            BoardPlot("curve", "fraction kept", "acc vs fraction kept", curve),
+            BoardPlot("cost", "name length", "acc vs name length", one_dot, pareto=True),
+            BoardPlot("lonely", "x", "never drawn", lonely),
+        ))
+
+    monkeypatch.setattr(pages, "get_kind", patched)
+    summary = build_site(results, tmp_path / "site")
+    boolq = [f for f in summary.files if f.startswith("boards/") and "boolq" in f]
+    curve_svg = next(f for f in boolq if f.endswith("-curve.svg"))
+    assert any(f.endswith("-cost.svg") for f in boolq)
+    assert not any(f.endswith("-lonely.svg") for f in summary.files)
+    svg = (tmp_path / "site" / curve_svg).read_text()
+    assert "fraction kept" in svg and "wanda" in svg and "dense" not in svg
+    assert {"dense", "wanda", "magnitude"} <= set(seen)
+    page = (tmp_path / "site" / curve_svg.replace("-curve.svg", ".html")).read_text()
+    assert "acc vs fraction kept" in page and "acc vs name length" in page

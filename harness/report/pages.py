@@ -15,7 +15,9 @@ from typing import Any
 import jinja2
 
 from harness.compare import shown_params
+from harness.errors import HarnessError
 from harness.fmt import arrow, fmt_num, fmt_p, params_label, protocol_text
+from harness.kinds import get_kind
 from harness.report import plots
 from harness.report.data import (
     ALPHA,
@@ -25,6 +27,7 @@ from harness.report.data import (
     RANK_SEED,
     SPEED_KINDS,
     Board,
+    Entry,
     Site,
     board_row,
     board_summary,
@@ -108,8 +111,7 @@ def board_plots(b: Board, write: Write) -> None:
                         "caption": f"{primary} vs measured sparsity (x: share of the transformer blocks' "
                                    f"weights that are {how}."})
     labels = sorted({e.latency_label for e in b.entries if e.latency_label})
-    pts = [plots.Point(e.latency, float(v), e.method + (f" ({', '.join(c for c, vary in param_chips(b, e) if vary)})"
-                                                        if any(vary for _c, vary in param_chips(b, e)) else ""))
+    pts = [plots.Point(e.latency, float(v), entry_label(b, e))
            for e in b.entries if e.latency is not None and (v := e.result.value(primary)) is not None]
     if len(pts) >= 2 and len(labels) == 1:
         name = f"{b.slug}-latency.svg"
@@ -117,6 +119,37 @@ def board_plots(b: Board, write: Write) -> None:
         b.plots.append({"file": name, "alt": f"{primary} versus latency with the Pareto front",
                         "caption": f"{primary} vs {labels[0]} latency; red: the Pareto front (no entry is both faster "
                                    f"and better)."})
+    kind_plots(b, write)
+
+
+def entry_label(b: Board, e: Entry) -> str:
+    """An entry's label in a figure: its method and the params that tell it apart on the board."""
+    varying = [c for c, vary in param_chips(b, e) if vary]
+    return e.method + (f" ({', '.join(varying)})" if varying else "")
+
+
+def kind_plots(b: Board, write: Write) -> None:
+    """The figures the board's task kind declares (``TaskKind.plots``), from its entries' results."""
+    try:
+        specs = get_kind(b.kind).plots
+    except HarnessError:
+        return  # a kind that is not installed: its boards still render, without its figures
+    title = f"{b.task_id} · {b.model or 'no model'}"
+    for spec in specs:
+        ylabel = spec.ylabel or f"{b.primary} {arrow(b.hib)}"
+        series = [(entry_label(b, e), pts) for e in b.entries if (pts := [(float(x), float(y)) for x, y in
+                                                                           spec.points(e.result)])]
+        if sum(len(pts) for _label, pts in series) < 2:
+            continue
+        name = f"{b.slug}-{spec.name}.svg"
+        if spec.pareto:
+            svg = plots.quality_vs_latency([plots.Point(x, y, label) for label, pts in series for x, y in pts],
+                                           spec.xlabel, ylabel, b.hib, title)
+        else:
+            svg = plots.quality_vs_sparsity(series, ylabel, title, logy=False, xlabel=spec.xlabel,
+                                            reference_lines=False)
+        write(f"boards/{name}", svg)
+        b.plots.append({"file": name, "alt": f"{ylabel} versus {spec.xlabel}", "caption": spec.caption})
 
 
 def board_page(site: Site, b: Board, env: jinja2.Environment, write: Write) -> None:

@@ -43,10 +43,12 @@ REFERENCE_MAX_SPARSITY = 0.01  # a method whose every point is below this is dra
 
 
 def quality_vs_sparsity(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], ylabel: str, title: str,
-                        logy: bool | None = None) -> bytes:
+                        logy: bool | None = None, xlabel: str = "measured sparsity",
+                        reference_lines: bool = True) -> bytes:
     """One line per method; x = measured sparsity, y = the metric. A method with no sparsity (the
     unpruned model) is a dashed horizontal reference line, as in the pruning papers' figures. ``logy``:
-    a log y axis (default: when the values span more than a factor of 20, e.g. perplexity)."""
+    a log y axis (default: when the values span more than a factor of 20, e.g. perplexity).
+    ``xlabel``/``reference_lines=False``: the same figure for another x (a kind's line plots)."""
     ys = [y for _l, pts in series for _x, y in pts]
     if logy is None:
         logy = bool(ys) and min(ys) > 0 and max(ys) / min(ys) > 20
@@ -57,7 +59,7 @@ def quality_vs_sparsity(series: Sequence[tuple[str, Sequence[tuple[float, float]
         i = 0
         for label, pts in series:
             pts = sorted(pts)
-            if all(p[0] < REFERENCE_MAX_SPARSITY for p in pts) and len(pts) == 1:
+            if reference_lines and all(p[0] < REFERENCE_MAX_SPARSITY for p in pts) and len(pts) == 1:
                 ax.axhline(pts[0][1], color="#555555", linestyle="--", linewidth=1.0, label=f"{label} (reference)")
                 continue
             # the default cycle has 10 colours: vary the dash pattern beyond that
@@ -67,7 +69,7 @@ def quality_vs_sparsity(series: Sequence[tuple[str, Sequence[tuple[float, float]
             i += 1
         if logy:
             ax.set_yscale("log")
-        ax.set_xlabel("measured sparsity")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
         ax.set_title(title, fontsize=9)
         if len(series) > 0:
