@@ -254,7 +254,7 @@ def band_id_of(result: Result | StoredResult) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The hook a board calls (harness/report stays free of this module until the merge wires it)
+# The hook a board calls (harness.report.data: attach_bands, apply_noise_bands)
 
 
 def band_for(result: Result | StoredResult, bands: dict[str, NoiseBand]) -> NoiseBand | None:

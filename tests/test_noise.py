@@ -173,3 +173,53 @@ def test_cli_band_of_stored_repeats(tmp_path, capsys):
     stored = json.loads(next((tmp_path / "noise-bands").rglob("*.band")).read_text())
     assert stored["command"].startswith("harness noise-band --method wanda --params nsamples=32")
     assert stored["band_id"] == band.band_id and stored["repeat_params"] == ["seed", "calibration_order"]
+
+
+def _band_board(tmp_path, with_bands: bool):
+    """wikitext2 entries: wanda and sparsegpt (two seeds each, 200 items: the paired test separates
+    them) whose perplexities differ by less than either band's width; magnitude far below, no band."""
+    import json as _json
+
+    from fixtures_results import write_synthetic
+    from harness.noise import noise_bands, write_band
+    from harness.report import build_site
+    from harness.results import ResultStore
+
+    results = tmp_path / ("with" if with_bands else "without") / "results"
+    store = ResultStore(results)
+    docs = {}
+    for method, q in (("wanda", 0.0), ("sparsegpt", -0.012)):
+        for seed, dq in ((0, 0.0), (1, -0.03)):
+            _p, docs[method, seed] = write_synthetic(store, method=method, params={"sparsity": 0.5, "seed": seed},
+                                                     task_id="wikitext2", quality=q + dq, n_items=200, seed=7)
+    write_synthetic(store, method="magnitude", params={"sparsity": 0.5}, task_id="wikitext2", quality=-0.5,
+                    n_items=200, seed=7)
+    if with_bands:
+        for band in noise_bands(store.scan()[0]):
+            write_band(results, band, command="test")
+    out = tmp_path / ("with" if with_bands else "without") / "site"
+    build_site(results, out)
+    board = next(b for b in _json.loads((out / "downloads" / "boards.json").read_text())
+                 if b["task"] == "wikitext2")
+    page = (out / board["page"]).read_text()
+    rows = _json.loads((out / board["page"].replace(".html", ".json")).read_text())["rows"]
+    return {(r["method"], _json.loads(r["params"]).get("seed") if isinstance(r["params"], str)
+             else r["params"].get("seed")): r for r in rows}, page, docs
+
+
+def test_a_board_never_separates_entries_inside_both_noise_bands(tmp_path):
+    plain, page, docs = _band_board(tmp_path, with_bands=False)
+    # the precondition: the per-item test alone separates wanda seed 0 from sparsegpt seed 0
+    assert plain["wanda", 0]["rank"] != plain["sparsegpt", 0]["rank"]
+    assert "noise band" not in page
+    rows, page, docs = _band_board(tmp_path, with_bands=True)
+    w0, s0 = docs["wanda", 0]["metrics"]["ppl"]["value"], docs["sparsegpt", 0]["metrics"]["ppl"]["value"]
+    band_w = rows["wanda", 0]["band"]
+    band_s = rows["sparsegpt", 0]["band"]
+    assert band_w["k"] == 2 and band_s["k"] == 2
+    assert abs(w0 - s0) <= band_w["max"] - band_w["min"] and abs(w0 - s0) <= band_s["max"] - band_s["min"]
+    assert rows["wanda", 0]["rank"] == rows["sparsegpt", 0]["rank"]  # the band rule overrides the test
+    assert "inside both noise bands" in rows["sparsegpt", 0]["rank_note"]
+    assert rows["magnitude", None]["band"] is None
+    assert rows["magnitude", None]["rank"] > rows["sparsegpt", 0]["rank"]  # no band: ranked by the test alone
+    assert "noise band" in page and "whatever the per-item test says" in page

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.noise import BANDS_DIR, read_bands
 from harness.report import data, pages, suite_page
 from harness.report.data import ALPHA, RANDOM_LABEL, Board, Entry, Site  # noqa: F401 (re-exported)
 from harness.report.writer import MARKER, prepare_out  # noqa: F401 (re-exported)
@@ -37,8 +38,12 @@ def read_site(results_dir: Path) -> Site:
     good, bad = ResultStore(results_dir).scan()
     problems = sorted((data.rel_path(p, results_dir), data.scrub(msg, results_dir)) for p, msg in bad)
     grades, references, ref_grades, log_problems = reproduction_inputs(results_dir)
+    try:
+        bands = read_bands(results_dir)
+    except HarnessError as exc:  # a broken band file is a problem to list, not a reason to stop
+        bands, log_problems = {}, log_problems + [(BANDS_DIR + "/", data.scrub(str(exc), results_dir))]
     return data.build(good, sorted(problems + log_problems), grades=grades, references=references,
-                      reference_grades=ref_grades)
+                      reference_grades=ref_grades, bands=bands)
 
 
 def reproduction_inputs(results_dir: Path) -> tuple[dict, dict, dict, list[tuple[str, str]]]:

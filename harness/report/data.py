@@ -23,7 +23,8 @@ import numpy as np
 
 from harness import stats
 from harness.compare import DERIVED, shown_params
-from harness.fmt import params_label, protocol_text, protocol_value
+from harness.fmt import fmt_num, params_label, protocol_text, protocol_value
+from harness.noise import NoiseBand, Spread, band_for, indistinguishable
 from harness.results import Result, StoredResult, canonical_json
 
 ALPHA = 0.05
@@ -74,6 +75,8 @@ class Entry:
     leader: str | None = None
     reproduction: dict[str, Any] | None = None  # last `harness reproduce` grade: {grade, date, metrics}
     tie_size: int = 1  # how many entries share this entry's rank
+    band: Spread | None = None  # the noise band of the board's primary metric (harness noise-band)
+    band_id: str | None = None
 
     @property
     def result(self) -> Result:
@@ -106,6 +109,7 @@ class Board:
     n_items: int | None = None  # the items the ranked entries share
     min_p_adj: float | None = None  # the smallest corrected p the rank test can reach on this board
     separable: bool = True  # False: no corrected p can fall below alpha, the ranks carry no information
+    has_bands: bool = False  # some entry has a stored noise band for the primary metric
 
     @property
     def files(self) -> dict[str, str]:
@@ -363,6 +367,50 @@ def rank_board(board: Board) -> None:
     _power(board, len(ref), len(ranked), outcome)
 
 
+def attach_bands(board: Board, bands: dict[str, NoiseBand]) -> None:
+    """Give each entry the stored noise band of its configuration (for the primary metric)."""
+    if not bands or board.primary is None:
+        return
+    for e in board.entries:
+        band = band_for(e.result, bands)
+        if band is not None and board.primary in band.metrics:
+            e.band, e.band_id = band.metrics[board.primary], band.band_id
+    board.has_bands = any(e.band is not None for e in board.entries)
+
+
+def apply_noise_bands(board: Board) -> None:
+    """The noise-band rule (docs/PARITY.md): an entry whose difference from an entry ranked above it
+    lies inside both of their noise bands shares that entry's rank, whatever the per-item test said:
+    repeating the run with another calibration draw alone moves a metric that much."""
+    if not board.has_bands or board.primary is None:
+        return
+    primary, merged = board.primary, 0
+    ranked = [e for e in board.entries if e.rank is not None]
+    for i, e in enumerate(ranked):
+        if e.band is None:
+            continue
+        for above in ranked[:i]:
+            if above.rank is None or above.rank >= e.rank or above.band is None:
+                continue
+            va, vb = above.result.value(primary), e.result.value(primary)
+            if va is not None and vb is not None and indistinguishable(va, above.band, vb, e.band):
+                e.rank_note = (f"shares rank {above.rank} with {above.method} ({above.run_id[:8]}): their "
+                               f"{primary} differ by {fmt_num(abs(va - vb))}, inside both noise bands")
+                e.rank, e.leader, merged = above.rank, above.run_id, merged + 1
+                break
+    if merged:
+        sizes = Counter(x.rank for x in ranked)
+        for x in ranked:
+            x.tie_size = sizes[x.rank]
+    widths = sorted({f"{fmt_num(e.band.width)}" for e in board.entries if e.band is not None})
+    board.notes.append(
+        f"Noise band ({primary}): min–max of the same configuration re-run with other calibration draws "
+        f"(seeds or window orders; `harness noise-band`, see docs/PARITY.md). Two entries whose difference lies "
+        f"inside both of their bands are shown with one rank, whatever the per-item test says: that much "
+        f"difference is produced by repeating the run alone. Widths here: {', '.join(widths)}"
+        + (f"; {merged} entr{'ies' if merged != 1 else 'y'} share a rank by this rule." if merged else "."))
+
+
 def min_achievable_p(n_items: int, comparisons: int) -> float:
     """The smallest Holm-corrected p the rank test can give: two-sided sign-flip p >= 2 / 2^n (exact
     for n <= EXACT_MAX_N) or 1 / (B + 1) (Monte Carlo), times the Holm factor of the smallest p."""
@@ -489,6 +537,8 @@ def board_row(board: Board, e: Entry) -> dict[str, Any]:
         "tie_size": e.tie_size,
         "ci": primary_ci(e, board.primary, board.test_field or board.primary) if board.primary else None,
         "chips": param_chips(board, e),
+        "band": ({"min": e.band.min, "max": e.band.max, "std": e.band.std, "k": e.band.k, "band_id": e.band_id}
+                 if e.band is not None else None),
     }
     for k, _h in board.extra_cols:
         if k.startswith("eff:"):
@@ -584,16 +634,19 @@ def _method_pages(by_method: dict[str, list[StoredResult]]) -> dict[str, str]:
     return pages
 
 
-def prepare_board(b: Board) -> None:
-    """Primary metric, metric columns, order, ranks, extra columns and notes of one board."""
+def prepare_board(b: Board, bands: dict[str, NoiseBand] | None = None) -> None:
+    """Primary metric, metric columns, order, ranks (and the noise-band rule), extra columns and
+    notes of one board."""
     b.primary = _primary(b.entries)
     names = sorted({m for e in b.entries for m in e.result.metrics}, key=lambda m: (m != b.primary, m))
     b.metrics = [(m, _hib(b.entries, m)) for m in names]
     b.entries = _sort_entries(b.entries, b.primary, _hib(b.entries, b.primary) if b.primary else True)
     b.failed.sort(key=lambda r: (r.result.method.name, shown_params(r.result), r.run_id))
     rank_board(b)
+    attach_bands(b, bands or {})
     b.extra_cols = extra_cols(b)
     b.notes += board_notes(b)  # after the rank test's own note, if any
+    apply_noise_bands(b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,15 +679,16 @@ def attach_reproduction(boards: list[Board], grades: dict[str, dict[str, Any]],
 
 def build(good: list[StoredResult], problems: list[tuple[str, str]],
           grades: dict[str, dict[str, Any]] | None = None, references: dict[str, list[Any]] | None = None,
-          reference_grades: dict[str, dict[str, Any]] | None = None) -> Site:
+          reference_grades: dict[str, dict[str, Any]] | None = None,
+          bands: dict[str, NoiseBand] | None = None) -> Site:
     """The site's data from the valid results (their items already read) and the problems found;
-    ``grades`` (run id -> last reproduction grade) and ``references`` (task id -> published
-    references) are optional."""
+    ``grades`` (run id -> last reproduction grade), ``references`` (task id -> published
+    references) and ``bands`` (band id -> stored noise band) are optional."""
     table = tracks()
     boards, latency_only, failed = group_boards(good, table)
     protocol_labels(boards)
     for b in boards:
-        prepare_board(b)
+        prepare_board(b, bands)
     attach_reproduction(boards, grades or {}, references or {})
     run_board = {e.run_id: b for b in boards for e in b.entries} | {r.run_id: b for b in boards for r in b.failed}
     by_method: dict[str, list[StoredResult]] = defaultdict(list)

@@ -80,6 +80,10 @@ def board_table(b: Board, rows: list[dict[str, Any]]) -> Table:
                Column("params", "Params", show=both), Column("model", show=EXPORT), Column("run_id", show=EXPORT)]
     columns += [Column(m, kind="num", higher_is_better=h, show=both) for m, h in b.metrics]
     columns += [Column(f"{m}_stderr", kind="num", show=EXPORT) for m, _h in b.metrics]
+    if b.has_bands:
+        columns += [Column("band", "noise band", show=both)]
+        columns += [Column(f"band_{k}", kind="num", show=EXPORT) for k in ("min", "max", "std")]
+        columns += [Column("band_k", kind="int", show=EXPORT)]
     columns += [Column(k, h, kind="num", show=both) for k, h in b.extra_cols]
     columns += [Column("p_vs_leader", kind="p", show=EXPORT), Column("rank_note", show=EXPORT),
                 Column("reproduce", show=EXPORT)]
@@ -89,6 +93,10 @@ def board_table(b: Board, rows: list[dict[str, Any]]) -> Table:
         for m, _h in b.metrics:
             fr[m] = r["metrics"][m]
             fr[f"{m}_stderr"] = r["stderr"][m]
+        band = r.get("band")
+        fr["band"] = f"{fmt_num(band['min'])}–{fmt_num(band['max'])}" if band else None
+        for k in ("min", "max", "std", "k"):
+            fr[f"band_{k}"] = band[k] if band else None
         flat.append(fr)
     caption = f"{b.task_id} v{b.version}, model {b.model or '(none)'}; {b.protocol_label}. {b.rank_text}"
     return Table(columns, flat, caption=caption, label=f"tab:{b.slug}", source="harness report")
