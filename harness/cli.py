@@ -107,6 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        setup_cache=not args.no_setup_cache,
     )
     outcomes = execute(req)
     print_outcomes(outcomes)
@@ -503,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="evaluation batch size (does not change results)")
     p.add_argument("--force", action="store_true", help="re-run even if an identical result is stored")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-setup-cache", action="store_true",
+                   help="prune afresh even when this machine's pruned-model cache holds the same model pruned the "
+                        "same way (see harness/llm/pruned_cache.py; sweeps: HARNESS_PRUNED_CACHE_DIR=off)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("validate", help="check stored results: schema, digests, sidecars, artifacts, "

@@ -22,6 +22,12 @@ def cache_dir() -> Path:
     return path
 
 
+def setup_cache_dir() -> Path:
+    """Where a method's setup may keep what it makes for later runs (pruned models): under
+    :func:`cache_dir`, shared by every run and sweep worker of this machine."""
+    return cache_dir() / "setup"
+
+
 def tasks_dir() -> Path:
     value = os.environ.get("HARNESS_TASKS_DIR")
     return Path(value).expanduser().resolve() if value else REPO_ROOT / "tasks"

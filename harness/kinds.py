@@ -100,6 +100,9 @@ class SetupContext:
     progress: bool = True
     save_model: Any | None = None  # a Path: write the (pruned) model there
     command: str = ""  # the command line, recorded with a saved model
+    # A directory where setup may keep what it makes for later runs on this machine (a pruned
+    # model, an index); None: make everything afresh (``harness run --no-setup-cache``).
+    cache_dir: Any | None = None
 
 
 # The stage timings of the result schema's ``efficiency`` section (None: the stage did not run).

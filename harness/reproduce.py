@@ -173,7 +173,8 @@ def request_of(res: Result, results_dir: Path):
     dtype = protocol.get("dtype") or "float32"
     return RunRequest(method=res.method.name, params=dict(res.method.params), model=res.model.id,
                       tasks=[res.task.id], limit=protocol.get("limit"), device=str(device), dtype=str(dtype),
-                      results_dir=results_dir, force=True, progress=False)
+                      results_dir=results_dir, force=True, progress=False,
+                      setup_cache=False)  # a reproduction recomputes everything, the pruning included
 
 
 def _graded_metrics(res: Result, policy: TolerancePolicy) -> tuple[dict[str, tuple[str, Tolerance]], str]:

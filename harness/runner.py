@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import provenance
+from harness import config, provenance
 from harness.errors import HarnessError, ResultValidationError
 from harness.kinds import (
     STAGE_TIMINGS,
@@ -62,6 +62,7 @@ class RunRequest:
     force: bool = False
     batch_size: int | None = None
     progress: bool = True
+    setup_cache: bool = True  # let setup re-use what earlier runs on this machine made (pruned models)
 
 
 @dataclass
@@ -219,7 +220,8 @@ def plan_cells(info: MethodInfo, params: MethodParams, tasks: list[Task], req: R
 def _setup(method: Any, req: RunRequest, command: str) -> tuple[SetupOutput, BaseException | None]:
     """``method.setup(ctx)`` once; a failure is kept (stored as failed results), never raised."""
     ctx = SetupContext(device=req.device, dtype=req.dtype, model=req.model, batch_size=req.batch_size,
-                       progress=req.progress, save_model=req.save_model, command=command)
+                       progress=req.progress, save_model=req.save_model, command=command,
+                       cache_dir=config.setup_cache_dir() if req.setup_cache else None)
     error: BaseException | None = None
     try:
         method.setup(ctx)

@@ -5,6 +5,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests prune afresh: a pruned-model cache shared with earlier runs would hide what the code does now
+# (tests/test_pruned_cache.py turns it on in a temporary directory).
+os.environ.setdefault("HARNESS_PRUNED_CACHE_DIR", "off")
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from torch import nn
 
 from harness.errors import HarnessError, ParamError
 from harness.kinds import MethodBase, SetupContext, SetupOutput
+from harness.llm.pruned_cache import PrunedModelCache, cache_key, key_fields, open_cache, source_digest, timed_load
 from harness.params import MethodParams, build_params
 
 log = logging.getLogger("harness")
@@ -246,11 +248,11 @@ class PruningMethod(MethodBase):
             t0 = time.perf_counter()
             calibration = self.load_calibration(loaded)
             out.timings["calibration_seconds"] = time.perf_counter() - t0
-        log.info("pruning with %s %s", self.method_name, self.params.semantic_dict())
-        t0 = time.perf_counter()
-        report = self.prune(loaded.model, calibration)
-        out.timings["prune_seconds"] = time.perf_counter() - t0
-        doc = report.to_dict() | {"calibration": calibration.source if calibration else None}
+        cache = None if self.removes_weights else open_cache(ctx.cache_dir)
+        if cache is None:
+            doc, out.timings["prune_seconds"] = self._prune_timed(loaded, calibration)
+        else:
+            doc, out.timings["prune_seconds"] = self._prune_cached(cache, ctx, loaded, calibration)
         out.sections = {"pruning": doc, "calibration": doc["calibration"]}
         if ctx.save_model is not None:
             modelsmod.save_model(loaded, ctx.save_model, {
@@ -258,6 +260,42 @@ class PruningMethod(MethodBase):
             })
             log.info("saved pruned model to %s", ctx.save_model)
         return out
+
+    def _prune_timed(self, loaded: Any, calibration: Calibration | None) -> tuple[dict[str, Any], float]:
+        log.info("pruning with %s %s", self.method_name, self.params.semantic_dict())
+        t0 = time.perf_counter()
+        report = self.prune(loaded.model, calibration)
+        seconds = time.perf_counter() - t0
+        return report.to_dict() | {"calibration": calibration.source if calibration else None}, seconds
+
+    def _prune_cached(self, cache: PrunedModelCache, ctx: SetupContext, loaded: Any,
+                      calibration: Calibration | None) -> tuple[dict[str, Any], float]:
+        """Load the weights an earlier run made with the same inputs (harness.llm.pruned_cache),
+        or prune and store them. The pruning time reported is the method's, from when it ran."""
+        import inspect
+
+        from harness.llm import calibration as calibration_module
+
+        fields = key_fields(
+            model_id=ctx.model or "", model_digest=self.model_digest(ctx.model), method=self.method_name,
+            version=int(getattr(type(self), "version", 1)), params=self.params.semantic_dict(),
+            calibration=calibration.source if calibration else None, device=ctx.device, dtype=ctx.dtype,
+            code=source_digest(inspect.getmodule(type(self)), sys.modules[__name__], calibration_module))
+        key = cache_key(fields)
+        with cache.lock(key):
+            entry, load_seconds = timed_load(cache, key, loaded.model)
+            if entry is not None:
+                log.info("pruned model loaded from the cache (%s, made %s)", key[:12], entry["created_at"])
+                doc = entry["pruning"]
+                doc["details"]["pruned_model_cache"] = {
+                    "hit": True, "key": key, "created_at": entry["created_at"], "command": entry.get("command"),
+                    "load_seconds": load_seconds}
+                return doc, float(entry["prune_seconds"])
+            doc, seconds = self._prune_timed(loaded, calibration)
+            stored = cache.store(key, loaded.model, {"pruning": doc, "prune_seconds": seconds,
+                                                     "command": ctx.command, "key_fields": fields})
+        doc["details"]["pruned_model_cache"] = {"hit": False, "key": key, "stored": stored}
+        return doc, seconds
 
     def load_calibration(self, loaded: Any) -> Calibration:
         """The calibration windows the parameters ask for (``CalibrationParams`` fields)."""
