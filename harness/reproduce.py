@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import config
 from harness.errors import HarnessError
 from harness.results import Result, ResultStore, StoredResult
+from harness.yamlfile import read_yaml
 
 DEFAULT_TOLERANCES = Path(__file__).parent / "tolerances.yaml"
 LOG_NAME = "reproductions.jsonl"
@@ -77,12 +77,7 @@ class TolerancePolicy(BaseModel):
 def load_policy(path: Path | str | None = None) -> TolerancePolicy:
     """The tolerance policy of ``path`` (default: the shipped one); errors name the file and field."""
     path = Path(path) if path is not None else DEFAULT_TOLERANCES
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read the tolerance file ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path, "tolerance file")
     if not isinstance(raw, dict):
         raise HarnessError(f"{path}: a tolerance file must be a mapping with kinds, metrics and default")
     try:

@@ -360,7 +360,7 @@ class Result(_Record):
 
 
 def _error_message(exc: ValidationError, source: str) -> str:
-    """One line naming the file and the first offending field, in the words jsonschema used."""
+    """One line naming the file and the first offending field (worded as the JSON-schema validators word it)."""
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err["loc"]]
     msg = err["msg"].removeprefix("Value error, ")

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness import config
 from harness.errors import TaskDefinitionError, UnknownNameError
 from harness.results import canonical_json
 from harness.tasks import Task, definition_error, load_tasks
+from harness.yamlfile import read_yaml
 
 SUITES_DIR = "suites"  # under the tasks directory
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -174,10 +174,7 @@ def parse_suite(raw: Any, path: Path, tasks: dict[str, Task]) -> Suite:
 
 
 def load_suite_file(path: Path, tasks: dict[str, Task] | None = None) -> Suite:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise TaskDefinitionError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path, "suite file", TaskDefinitionError)
     return parse_suite(raw, path, tasks if tasks is not None else load_tasks(path.parent.parent))
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from harness.errors import HarnessError
 from harness.results import canonical_json
 from harness.runner import RunRequest, check_request
+from harness.yamlfile import read_yaml
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -138,12 +139,7 @@ def _validation_message(path: Path, exc: ValidationError) -> str:
 
 def load_grid(path: Path | str) -> GridFile:
     path = Path(path)
-    try:
-        raw = yaml.load(path.read_text(), Loader=_Loader)
-    except OSError as exc:
-        raise SweepError(f"{path}: cannot read the grid file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{path}: not valid YAML ({exc})") from None
+    raw = read_yaml(path, "grid file", SweepError, loader=_Loader)
     if not isinstance(raw, dict):
         raise SweepError(f"{path}: a grid file is a mapping with 'id' and 'cells'")
     try:

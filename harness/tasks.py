@@ -24,6 +24,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from harness import config
 from harness.data import DataSource, DataSpec
 from harness.errors import HarnessError, TaskDefinitionError, UnknownNameError
+from harness.yamlfile import read_yaml
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -370,11 +371,7 @@ def parse_task(raw: Any, path: Path) -> Task:
 
 
 def load_task_file(path: Path) -> Task:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise TaskDefinitionError(f"{path}: not valid YAML: {exc}") from None
-    return parse_task(raw, path)
+    return parse_task(read_yaml(path, "task file", TaskDefinitionError), path)
 
 
 class TaskSet(dict):
