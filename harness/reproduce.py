@@ -194,6 +194,31 @@ def _failed_cell(stored: StoredResult, doc: dict[str, Any], base: dict[str, Any]
                   got=f"failed ({new})", note="a failed cell is graded on its status only")]
 
 
+def identity_change(stored: dict[str, Any], now: dict[str, Any]) -> str:
+    """Why a re-run got another run id than the stored cell: what in its identity changed (the
+    method's version, the task's definition, the model's content), so a difference in the figures
+    is read as a change of what was computed, not as a failure to reproduce it."""
+    def get(doc: dict[str, Any], *path: str) -> Any:
+        for key in path:
+            doc = doc.get(key) if isinstance(doc, dict) else None
+        return doc
+
+    what = []
+    for label, path, default in (("method version", ("method", "version"), 1),
+                                 ("task definition", ("task", "definition_digest"), None),
+                                 ("model digest", ("model", "digest"), None)):
+        a, b = get(stored, *path), get(now, *path)
+        a, b = default if a is None else a, default if b is None else b
+        if a != b:
+            shown = (f"{a} -> {b}" if label == "method version"
+                     else f"{str(a)[:19]} -> {str(b)[:19]}")
+            what.append(f"{label} {shown}")
+    if not what:
+        return "the re-run has another run id"
+    return ("the re-run computed something else: " + ", ".join(what)
+            + " (differences are expected; the stored cell is of the older definition)")
+
+
 def reproduce_cell(stored: StoredResult, policy: TolerancePolicy, scratch: Path) -> list[Grade]:
     """Re-run one stored cell into ``scratch`` and grade each of its metrics."""
     from harness.runner import execute
@@ -212,6 +237,8 @@ def reproduce_cell(stored: StoredResult, policy: TolerancePolicy, scratch: Path)
     if not res.ok:
         return _failed_cell(stored, doc, base)
     graded, note = _graded_metrics(res, policy)
+    changed = identity_change(res.to_dict(), doc) if base["run_id_now"] else ""
+    note = "; ".join(x for x in (changed, note) if x)
     if doc.get("status") != "ok":
         err = (doc.get("error") or {}).get("message", "")[:200]
         return [Grade(**base, metric=m, grade="FAIL", expected=res.value(m), got=None, kind=k,
@@ -396,7 +423,8 @@ def _show(g: Grade) -> str:
     if g.run_id_now:
         text += f" (re-run id {g.run_id_now})"
     note = " ".join(g.note.split())
-    return text + (f"  [{note[:160]}{'…' if len(note) > 160 else ''}]" if note and g.grade == "FAIL" else "")
+    shown = note if g.grade == "FAIL" else (note if g.run_id_now and "computed something else" in note else "")
+    return text + (f"  [{shown[:200]}{'…' if len(shown) > 200 else ''}]" if shown else "")
 
 
 def run_from_args(args: argparse.Namespace) -> int:

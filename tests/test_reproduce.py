@@ -257,3 +257,18 @@ def test_a_cell_that_cannot_be_rerun_here_is_a_named_fail(toy: Path, capsys: pyt
     assert main(["reproduce", "--all", "--results", str(toy / "results")]) == 1
     out = capsys.readouterr().out
     assert f"FAIL   {res.run_id}" in out and "cannot re-run here" in out and "toy-repro" in out
+
+
+def test_a_rerun_with_another_identity_says_what_changed() -> None:
+    """A stored v1 cell re-run by v2 code gets another run id: the grade's note says the method
+    version changed (differences are then expected), and likewise for the task definition."""
+    from harness.reproduce import identity_change
+
+    stored = {"method": {"name": "magnitude"}, "task": {"definition_digest": "a" * 64}, "model": {"digest": "m"}}
+    now = {"method": {"name": "magnitude", "version": 2}, "task": {"definition_digest": "a" * 64},
+           "model": {"digest": "m"}}
+    assert "method version 1 -> 2" in identity_change(stored, now)
+    assert "task definition" not in identity_change(stored, now)
+    now["task"]["definition_digest"] = "b" * 64
+    assert "task definition aaaa" in identity_change(stored, now)
+    assert identity_change(stored, stored) == "the re-run has another run id"
