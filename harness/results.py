@@ -22,6 +22,7 @@ schema version 1 gave them: their known fields are typed, anything else is kept 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -483,6 +484,7 @@ def load_items(result_path: Path, doc: Result | dict[str, Any]) -> list[dict[str
 
 
 ARTIFACTS_DIR = "artifacts"
+ORPHAN_BLOB_AGE = 600.0  # seconds: a younger unnamed blob may belong to a result being written
 _artifact_sha_cache: dict[tuple[str, int, int], str] = {}
 
 
@@ -749,9 +751,33 @@ class ResultStore:
                 bad.append((path, str(exc)))
         return good, bad
 
-    def orphans(self) -> list[tuple[Path, str]]:
-        """Leftovers of interrupted writes: temporary files (``.*.tmp``) and per-item sidecars whose
-        result file is gone. Never a result file, an artifact a result names, or a quarantined file."""
+    def referenced_blobs(self) -> set[str] | None:
+        """The sha256 of every artifact some stored result names; None when a result file cannot be
+        read (then no blob can be called unreferenced)."""
+        shas: set[str] = set()
+        for path in self.iter_paths():
+            try:
+                if path.stat().st_size > MAX_RESULT_BYTES:
+                    return None
+                doc = json.loads(path.read_text())
+            except (OSError, ValueError, RecursionError):  # hostile files: see check()
+                return None
+            arts = doc.get("artifacts") if isinstance(doc, dict) else None
+            if isinstance(arts, dict):
+                shas |= {str(a.get("sha256")) for a in arts.values() if isinstance(a, dict)}
+        quarantined = self.root / QUARANTINE_DIR
+        if quarantined.is_dir():  # a quarantined result may be restored: keep what it names
+            for path in quarantined.rglob("*.json.*"):
+                with contextlib.suppress(OSError, ValueError, AttributeError, RecursionError):
+                    arts = json.loads(path.read_text()).get("artifacts") or {}
+                    shas |= {str(a.get("sha256")) for a in arts.values() if isinstance(a, dict)}
+        return shas
+
+    def orphans(self, min_blob_age: float = ORPHAN_BLOB_AGE) -> list[tuple[Path, str]]:
+        """Leftovers of interrupted writes: temporary files (``.*.tmp``), per-item sidecars whose
+        result file is gone, and artifact blobs no result names (older than ``min_blob_age``
+        seconds: a writer stores its blobs just before its result file). Never a result file, an
+        artifact a result names, or a quarantined file."""
         if not self.root.is_dir():
             return []
         found: list[tuple[Path, str]] = []
@@ -765,6 +791,14 @@ class ResultStore:
             result = path.with_name(path.name.removesuffix(ITEMS_SUFFIX) + ".json")
             if not result.exists():
                 found.append((path, f"sidecar without its result {result.name}"))
+        blobs = self.root / ARTIFACTS_DIR
+        named = self.referenced_blobs() if blobs.is_dir() else None
+        if named is not None:
+            now = time.time()
+            for path in sorted(blobs.glob("??/*")):
+                if (path.is_file() and not path.name.startswith(".") and path.name not in named
+                        and now - path.stat().st_mtime >= min_blob_age):
+                    found.append((path, "artifact that no stored result names"))
         return found
 
     def quarantine(self, path: Path) -> Path:

@@ -342,3 +342,29 @@ def test_committed_results_stay_under_their_budget():
     root = config.REPO_ROOT / "results"
     total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert total < RESULTS_BUDGET_MB * 1e6, f"results/ holds {total / 1e6:.1f} MB, over its {RESULTS_BUDGET_MB} MB budget"
+
+
+def test_an_artifact_no_result_names_is_an_orphan_once_old_enough(toy, capsys):
+    """A blob under results/artifacts that no stored result names is reported (and removed by
+    --repair) once older than ORPHAN_BLOB_AGE; the blobs results name, and a young one (a writer
+    stores its blobs just before its result file), are kept."""
+    import os
+    import time
+
+    (out,) = run_toy(toy.results)
+    named = [p for p in (toy.results / "artifacts").rglob("*") if p.is_file()]
+    assert named  # the toy's run artifact
+    old = time.time() - 2 * resultsmod.ORPHAN_BLOB_AGE
+    for p in named:
+        os.utime(p, (old, old))
+    stray = toy.results / "artifacts" / "ff" / ("f" * 64)
+    young = toy.results / "artifacts" / "ee" / ("e" * 64)
+    for p in (stray, young):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"left behind")
+    os.utime(stray, (old, old))
+    code, text = validate(capsys, "--results", str(toy.results))
+    assert code == 1 and f"ORPHAN  {stray}: artifact that no stored result names" in text
+    assert str(young) not in text and not any(str(p) in text for p in named)
+    code, text = validate(capsys, "--results", str(toy.results), "--repair")
+    assert code == 0 and not stray.exists() and young.exists() and all(p.exists() for p in named)
