@@ -126,7 +126,7 @@ def board_matrix(results_dir: Path, task_id: str, model: str | None = None) -> S
     if len(ranked) < MIN_ENTRIES:
         raise HarnessError(
             f"task {task_id!r}: {len(ranked)} stored result(s) with per-item scores on one board "
-            f"({b.model or 'no model'}, {b.protocol_label}); a subset is chosen from at least {MIN_ENTRIES}")
+            f"({b.model or 'no model'}, {_short(b.protocol_label)}); a subset is chosen from at least {MIN_ENTRIES}")
     key = ranked[0].result.items.key  # type: ignore[union-attr]
     items = sorted({str(r[key]) for r in ranked[0].items}, key=_natural)
     mat = np.empty((len(ranked), len(items)))
@@ -138,6 +138,10 @@ def board_matrix(results_dir: Path, task_id: str, model: str | None = None) -> S
                        run_ids=[e.run_id for e in ranked],
                        labels=[f"{e.method} ({e.params_text})" if e.params_text else e.method for e in ranked],
                        items=items, scores=mat)
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def _natural(key: str) -> tuple[Any, ...]:
@@ -301,8 +305,11 @@ SELECTORS: dict[str, Callable[..., Selection]] = {
 
 def select(strategy: str, scores: np.ndarray, k: int, seed: int = 0, hib: bool = True,
            texts: list[str | None] | None = None) -> Selection:
+    """The strategy's items and weights. Entries with identical per-item scores (e.g. one retriever
+    under several query algorithms) count once: they are one behaviour, and counting it five times
+    would let it dominate the clustering and the difficulty estimates."""
     check_strategy(strategy)
-    return SELECTORS[strategy](scores, k, seed, hib=hib, texts=texts)
+    return SELECTORS[strategy](np.unique(scores, axis=0), k, seed, hib=hib, texts=texts)
 
 
 def check_strategy(strategy: str) -> None:

@@ -296,3 +296,42 @@ def test_read_texts_refuses_a_bad_line(tmp_path):
         sub.read_texts(p, ["1", "2"])
     p.write_text('{"item": "1", "text": "a"}\n')
     assert sub.read_texts(p, ["1", "2"]) == ["a", None]
+
+
+def test_identical_entries_count_once_in_the_selection():
+    s = spread_matrix(n_entries=5, n_items=80)
+    twins = np.vstack([s, np.repeat(s[:1], 4, axis=0)])  # entry 0 stored five times over
+    for strategy in sub.STRATEGIES:
+        a = sub.select(strategy, s, 12, seed=1)
+        b = sub.select(strategy, twins, 12, seed=1)
+        assert a[0].tolist() == b[0].tolist() and np.allclose(a[1], b[1]), strategy
+
+
+def test_site_shows_each_subset_with_its_fidelity_and_links_it_from_the_index(tmp_path):
+    from harness.report.build import build_site
+
+    results = tmp_path / "results"
+    stored_board(results, 5)
+    m = sub.board_matrix(results, "boolq")
+    rec = sub.make_subset(m, "anchor", 8, seed=0, command="harness subset boolq --strategy anchor --size 8")
+    sub.write_subset(results, rec)
+    (results / "subsets" / "boolq" / "broken.subset").write_text("[]")
+    summary = build_site(results, tmp_path / "site")
+    assert "subsets/index.html" in summary.pages and not summary.problems  # never a result problem
+    page = (tmp_path / "site" / "subsets" / "index.html").read_text()
+    assert f'id="{rec["id"]}"' in page and "broken.subset" in page
+    tau = rec["fidelity"]["tau_held_out"]
+    from harness.fmt import fmt_num
+
+    assert fmt_num(tau) in page and "boards/" in page  # the figure, and a link to the source board
+    assert 'href="subsets/index.html"' in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_site_without_subsets_has_no_subsets_page(tmp_path):
+    from harness.report.build import build_site
+
+    results = tmp_path / "results"
+    stored_board(results, 4)
+    summary = build_site(results, tmp_path / "site")
+    assert "subsets/index.html" not in summary.pages
+    assert "subsets/index.html" not in (tmp_path / "site" / "index.html").read_text()
