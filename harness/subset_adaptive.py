@@ -40,7 +40,7 @@ class Adaptive:
     items_used: int
     n_items: int
     settled: bool  # every pair decided before the items ran out
-    rank: int  # 1 + the entries decided better (with all items used: the exact rank)
+    rank: int  # 1 + the entries decided better (with all items used: the exact rank); ties follow it
     true_rank: int  # the rank on the full item set
     better: list[int] = field(default_factory=list)  # board rows decided better than the new entry
     worse: list[int] = field(default_factory=list)
@@ -153,12 +153,13 @@ def report(out: Adaptive, m: Any, i: int, others: list[int], args: argparse.Name
             f"{len(others)} entries of the {m.task_id} board: items in random order (seed {args.seed}), "
             f"empirical-Bernstein confidence sequences without replacement, alpha={args.alpha} Bonferroni-split "
             f"over {len(others)} comparisons" + (f", margin {args.margin}" if args.margin else ""))
+    shown = f"{out.rank}" if not out.tied else f"{out.rank}-{out.rank + len(out.tied)} (tied within the margin)"
     if out.settled:
-        verdict = f"rank settled after {out.items_used} of {out.n_items} items: rank {out.rank}"
+        verdict = f"rank settled after {out.items_used} of {out.n_items} items: rank {shown}"
     else:
         verdict = f"rank not settled before the items ran out: all {out.n_items} items used, exact rank {out.rank}"
     lines = [head, verdict + f" (full-set rank {out.true_rank}; {'correct' if out.correct else 'WRONG'})"]
-    for name, rows in (("better", out.better), ("worse", out.worse), ("tied within the margin", out.tied)):
+    for name, rows in (("better", out.better), ("worse", out.worse), ("tied", out.tied)):
         if rows:
             lines.append(f"  {name}: " + ", ".join(m.run_ids[others[j]] for j in rows))
     return "\n".join(lines)
