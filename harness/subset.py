@@ -483,6 +483,9 @@ def main(args: argparse.Namespace) -> int:
     if args.adaptive:
         from harness.subset_adaptive import main as adaptive_main
 
+        if args.strategy is not None or args.size is not None:
+            raise HarnessError("--adaptive evaluates an entry item by item; it takes no --strategy or --size")
+
         return adaptive_main(args)
     if args.strategy is None or args.size is None:
         raise HarnessError("--strategy and --size are needed (or --adaptive --run RUN_ID)")

@@ -6,7 +6,8 @@ per-item difference between the new entry and j over *all* the task's items. The
 predictable plug-in empirical-Bernstein confidence sequences for sampling without replacement of
 Waudby-Smith and Ramdas ("Confidence sequences for sampling without replacement", NeurIPS 2020,
 Theorem 3, with the plug-in variance and lambda of "Estimating means of bounded random variables by
-betting", JRSS-B 2024, eq. (13)): they hold at every item count at once (anytime-valid), so stopping
+betting", JRSS-B 2024, eq. (13); the same bounds as the authors' ``confseq`` package,
+``predmix_empbern_cs_wor``): they hold at every item count at once (anytime-valid), so stopping
 whenever they allow keeps the error rate. Over the k comparisons a Bonferroni split (alpha / k each)
 bounds the chance that *any* comparison is ever decided wrongly by alpha; running intersections
 keep the sequences nested.

@@ -261,6 +261,12 @@ def test_cli_refuses_before_reading_anything(tmp_path, capsys):
     assert "--size 0" in capsys.readouterr().err
     assert main(["subset", "toy", "--adaptive", "--results", str(missing)]) != 0
     assert "--run RUN_ID" in capsys.readouterr().err
+    assert main(["subset", "toy", "--adaptive", "--run", "ab", "--size", "5", "--results", str(missing)]) != 0
+    assert "takes no --strategy or --size" in capsys.readouterr().err
+    assert main(["subset", "toy", "--adaptive", "--run", "ab", "--alpha", "0", "--results", str(missing)]) != 0
+    assert "--alpha 0.0" in capsys.readouterr().err
+    assert main(["subset", "toy", "--adaptive", "--run", "ab", "--bounds", "1,0", "--results", str(missing)]) != 0
+    assert "LO must be below HI" in capsys.readouterr().err
 
 
 def test_stored_subset_round_trips_and_is_never_its_task(tmp_path):
