@@ -1,5 +1,5 @@
 """Command line: `harness list|run|validate|report|table|compare|sweep|noise-band|export-run|reproduce|show|
-export|new-method|check-submission`."""
+export|new-method|check-submission|subset`."""
 
 from __future__ import annotations
 
@@ -552,7 +552,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sweep_parser(sub)
     _add_noise_band_parser(sub)
+
+    from harness import subset as subsetmod
+
+    p = sub.add_parser("subset", help="a reduced item set that keeps a board's ranking (with its measured "
+                                      "fidelity), or an adaptive stop for a new entry (--adaptive)")
+    subsetmod.add_arguments(p)
+    p.set_defaults(func=_cmd_subset)
     return parser
+
+
+def _cmd_subset(args: argparse.Namespace) -> int:
+    from harness.subset import main as subset_main
+
+    return subset_main(args)
 
 
 def main(argv: list[str] | None = None) -> int:

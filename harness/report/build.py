@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.noise import BANDS_DIR, read_bands
-from harness.report import data, pages, suite_page
+from harness.report import data, pages, subset_page, suite_page
 from harness.report.data import ALPHA, RANDOM_LABEL, Board, Entry, Site  # noqa: F401 (re-exported)
 from harness.report.writer import MARKER, prepare_out  # noqa: F401 (re-exported)
 from harness.results import ResultStore
@@ -79,6 +79,7 @@ def build_site(results_dir: Path, out_dir: Path) -> ReportSummary:
     pages.random_weights_page(site, env, w.write)
     pages.problems_page(site, env, w.write)
     suites = suite_page.suite_pages(site, env, w.write)
+    subset_page.subset_pages(site, results_dir, env, w.write)
     tracks = pages.index_tracks(site)
     pages.downloads(site, results_dir, tracks, w.write)
     pages.index_page(site, tracks, env, w.write, suites)
