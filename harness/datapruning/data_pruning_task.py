@@ -22,7 +22,8 @@ area under the accuracy-vs-fraction curve (trapezoid over the evaluated fraction
 width of the fraction range, i.e. the curve's mean height. Selections (indices into the stored pool
 order) are stored as artifact ``selections``.
 
-``--limit N`` keeps only the first N items of the pool (a different protocol).
+``--limit N`` keeps only the first N pool rows of the permutation, a random part of the pool (a
+different protocol); the embeddings are those of the whole split (one cache for every limit).
 """
 
 from __future__ import annotations
@@ -131,12 +132,14 @@ def load_items(task: Task) -> tuple[list[str], list[str], list[str], list[dict[s
     return ids, texts, labels, prov
 
 
-def split_indices(n: int, split: SplitSpec, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(test, pool) row indices, each sorted: a permutation of ``n`` rows by ``split.seed``."""
+def split_indices(n: int, split: SplitSpec, where: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(test, pool) row indices, each sorted: a permutation of ``n`` rows by ``split.seed``, the
+    first ``split.test`` the test set, the next ``split.pool`` (at most ``limit``) the pool."""
     if split.test + split.pool > n:
         raise HarnessError(f"{where}: field 'protocol.split': test {split.test} + pool {split.pool} > {n} rows")
     perm = np.random.default_rng(split.seed).permutation(n)
-    return np.sort(perm[:split.test]), np.sort(perm[split.test:split.test + split.pool])
+    size = split.pool if limit is None else min(split.pool, limit)
+    return np.sort(perm[:split.test]), np.sort(perm[split.test:split.test + size])
 
 
 def _digest(*parts: Any) -> str:
@@ -212,13 +215,12 @@ def evaluate_data_pruning(task: Task, ctx: RunContext, *, items: tuple[list[str]
         ids, texts, label_names, prov = load_items(task)
     else:
         ids, texts, label_names = items
-    test_idx, pool_idx = split_indices(len(ids), proto.split, where)
-    if ctx.limit is not None:
-        pool_idx = pool_idx[:ctx.limit]
+    test_idx, full_pool = split_indices(len(ids), proto.split, where)
+    _, pool_idx = split_indices(len(ids), proto.split, where, ctx.limit)
     classes = sorted(set(label_names))
     label_of = {c: i for i, c in enumerate(classes)}
     labels = np.array([label_of[c] for c in label_names], dtype=np.int64)
-    used = np.concatenate([test_idx, pool_idx])
+    used = np.concatenate([test_idx, full_pool])  # the whole split is embedded (and cached) under a limit too
     embed_info: dict[str, Any] = {"injected": True}
     if embeddings is None:
         emb_used, embed_info = embed([texts[i] for i in used], proto.embedding, ctx.progress)

@@ -22,7 +22,7 @@ KEEP_RULE = {"high": "hard", "low": "easy", "middle": "middle"}
 class PerplexityParams(MethodParams):
     keep: Literal["low", "middle", "high"] = "middle"  # which perplexities are kept
     model: Literal["smollm2-135m"] = "smollm2-135m"  # the embedded reference LM
-    max_tokens: int = 64  # perplexity of the first max_tokens tokens of each item's text
+    max_tokens: int = 32  # perplexity of the first max_tokens tokens of each item's text
     batch_size: int = 16
 
     NON_SEMANTIC = ("batch_size",)
