@@ -318,3 +318,39 @@ def test_every_method_keeps_exact_counts_on_the_tiny_pool(name):
     assert sel[1.0].tolist() == list(range(60))
     if name in ("el2n", "grand", "ccs"):
         assert m.stats["learner_fits"] == 2 and m.stats["scoring_examples_seen"] == 2 * 60
+
+
+def test_a_limit_takes_a_random_part_of_the_pool():
+    from harness.datapruning.data_pruning_task import SplitSpec, split_indices
+
+    spec = SplitSpec(seed=0, test=100, pool=400)
+    test, pool = split_indices(1000, spec, "t")
+    test2, part = split_indices(1000, spec, "t", limit=50)
+    assert np.array_equal(test, test2) and len(part) == 50 and set(part) <= set(pool)
+    assert part.max() > 500  # not the first rows of the data: rows are ordered by subject
+    with pytest.raises(Exception, match="protocol.split"):
+        split_indices(300, spec, "t")
+
+
+@pytest.mark.slow
+def test_perplexity_of_the_embedded_model_is_batch_independent():
+    """Padded batches give each text the perplexity it has alone (exp of the model's own mean loss)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.llm.models import embedded_checkpoint
+    from methods.data.perplexity import text_perplexities
+
+    path, _ = embedded_checkpoint("smollm2-135m", progress=False)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    texts = ["The capital of France is Paris, and the capital of Italy is Rome.", "zq xv plorth 9 ## wub"]
+    together = text_perplexities(texts, model, tok, 32, batch_size=2)
+    alone = [text_perplexities([t], model, tok, 32, batch_size=1)[0] for t in texts]
+    assert together == pytest.approx(alone, rel=1e-4)
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    ids = torch.tensor([[start] + tok(texts[0], add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        loss = model(input_ids=ids, labels=ids).loss
+    assert together[0] == pytest.approx(float(torch.exp(loss)), rel=1e-4)
+    assert together[0] < together[1]  # fluent text is less surprising than noise
