@@ -352,5 +352,6 @@ def test_perplexity_of_the_embedded_model_is_batch_independent():
     ids = torch.tensor([[start] + tok(texts[0], add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
         loss = model(input_ids=ids, labels=ids).loss
-    assert together[0] == pytest.approx(float(torch.exp(loss)), rel=1e-4)
+    # the same tokens through the model's own shifted loss (no mask: other kernels, ~1e-4 apart)
+    assert together[0] == pytest.approx(float(torch.exp(loss)), rel=1e-3)
     assert together[0] < together[1]  # fluent text is less surprising than noise
