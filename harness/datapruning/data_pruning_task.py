@@ -309,7 +309,7 @@ KIND = TaskKind(
     name="data-pruning",
     evaluator=evaluate_data_pruning,
     families=("data-pruning",),
-    track=Track("data-pruning", "Data pruning", order=40),
+    track=Track("data-pruning", "Data pruning", order=45),
     protocol=DataPruningProtocol,
     metric_error=pattern_metrics(r"auc|acc@(0?\.\d+|1(\.0*)?)", "auc and acc@<fraction>"),
     description="select a fraction of a training pool, train the task's fixed learner on it, test accuracy",
