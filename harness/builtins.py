@@ -15,6 +15,7 @@ FAMILIES = {
     "pruning": "harness.llm.pruning:PruningMethod",
     "retrieval": "harness.ir.base:RetrievalMethod",
     "reranking": "harness.ir.base:RerankingMethod",
+    "data-pruning": "harness.datapruning.base:DataPruningMethod",
 }
 
 # Task kinds: each record lives in the file of its evaluator.
@@ -25,6 +26,7 @@ TASK_KINDS = {
     "calibration": "harness.llm.calibration:KIND",
     "retrieval": "harness.ir.retrieval_task:KIND",
     "reranking": "harness.ir.reranking_task:KIND",
+    "data-pruning": "harness.datapruning.data_pruning_task:KIND",
 }
 
 

@@ -140,6 +140,7 @@ def test_tracks_are_the_kinds_records():
         ("retrieval", "Retrieval", ("retrieval",)),
         ("reranking", "Reranking", ("reranking",)),
         ("latency", "Latency", ("latency",)),
+        ("data-pruning", "Data pruning", ("data-pruning",)),
     ]
     assert get_kind("calibration").track is None and get_kind("calibration").evaluator is None
 
