@@ -14,7 +14,10 @@ other packages through the entry-point group ``harness.task_kinds``). The record
 * ``metric_error``: which metric names the evaluator can compute (``None`` when it can, else why);
 * ``run_protocol``: the keys the runner adds to the task's protocol (they enter the run id);
 * ``aggregate``: ``(metric, items) -> value | None``, how a stored metric follows from the per-item
-  scores (``validate`` re-derives it; None: not a function of the items).
+  scores (``validate`` re-derives it; None: not a function of the items);
+* ``extra_metrics``: ``(name, higher_is_better)`` of metrics the kind adds to every task of it
+  beyond those the task file declares (diagnostics such as IR's ``Judged@10``; never primary, and
+  not part of the task definition, so adding one changes no run id).
 
 The report reads the tracks through :func:`tracks`; the runner and the task loader through
 :func:`get_kind`.
@@ -237,6 +240,7 @@ class TaskKind:
     has_metrics: bool = True  # False: tasks of this kind declare no metrics (calibration sets)
     description: str = ""
     aggregate: Callable[[str, list[dict[str, Any]]], float | None] | None = None
+    extra_metrics: tuple[tuple[str, bool], ...] = ()
 
     def load_evaluator(self) -> Evaluator:
         if self.evaluator is None:

@@ -1,0 +1,72 @@
+"""The retrieval latency pass times each query at k = 10 and at the run's depth: the method is
+asked for the top 10 at timing time, the metrics come from the deep run, and a method that cannot
+change k is timed at its depth and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import ir_toy
+from harness.ir.evaluate import latency_cutoffs
+from harness.report import data
+from harness.results import ResultStore
+from harness.runner import RunRequest, execute
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch):
+    ir_toy.install(monkeypatch)
+    yield
+    ir_toy.uninstall()
+
+
+def _run(results: Path, **params: str):
+    (out,) = execute(RunRequest(method=ir_toy.METHOD_NAME, params=dict(params), tasks=[ir_toy.TASK_ID],
+                                results_dir=results, progress=False))
+    assert out.status == "ok", out.doc.get("error")
+    return ResultStore(results).check(out.path)
+
+
+def test_cutoffs_default_to_10_and_the_run_depth() -> None:
+    assert latency_cutoffs({}, 1000) == [1000, 10]
+    assert latency_cutoffs(None, 5) == [5]  # never deeper than the run
+    assert latency_cutoffs({"cutoffs": [100, 10, 10]}, 1000) == [100, 10]
+
+
+def test_the_timed_call_is_asked_for_the_top_10(toy, tmp_path: Path) -> None:
+    stored = _run(tmp_path / "r")
+    calls = ir_toy.CALLS
+    # the evaluation pass: all 3 topics at the run's depth; then single-query calls at each cut-off
+    assert calls[0] == (1000, 3)
+    single = [k for k, n in calls[1:] if n == 1]
+    assert len(single) == len(calls) - 1
+    # per cut-off: 1 depth probe + 3 warm-up + 3 timed calls, deep first
+    assert single == [1000] * 7 + [10] * 7
+    lat = stored.result.efficiency.latency
+    assert lat["k"] == 1000 and set(lat["by_k"]) == {"10", "1000"}
+    assert lat["by_k"]["10"]["k"] == 10 and lat["by_k"]["10"]["served_depth"] == 10  # q1 has 12 documents
+    assert lat["by_k"]["1000"]["served_depth"] == 12
+    assert lat["by_k"]["10"]["n"] == 3 and "note" not in lat["by_k"]["10"]
+    assert lat["p50"] == lat["by_k"]["1000"]["p50"]  # the flat summary stays the deep one
+    # the metrics come from the deep run: c (rank 11, relevance 2) counts for R@100 and AP
+    assert stored.result.metrics["R@100"].value == pytest.approx((2 / 2 + 1 + 0) / 3)
+
+
+def test_a_method_that_cannot_change_k_is_timed_at_its_depth_and_says_so(toy, tmp_path: Path) -> None:
+    stored = _run(tmp_path / "r", fixed_depth="true")
+    at10 = stored.result.efficiency.latency["by_k"]["10"]
+    assert at10["served_depth"] == 12
+    assert "cannot be asked for the top 10" in at10["note"] and "depth 12" in at10["note"]
+
+
+def test_boards_show_latency_at_each_k(toy, tmp_path: Path) -> None:
+    stored = _run(tmp_path / "r")
+    site = data.build([stored], [])
+    (board,) = site.boards
+    cols = dict(board.extra_cols)
+    assert cols["latency@k=10"] == "latency p50 ms, top 10" and "latency@k=1000" in cols
+    row = data.board_row(board, board.entries[0])
+    by_k = stored.result.efficiency.latency["by_k"]
+    assert row["latency@k=10"] == by_k["10"]["p50"] and row["latency@k=1000"] == by_k["1000"]["p50"]
