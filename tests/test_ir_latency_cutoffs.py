@@ -70,3 +70,30 @@ def test_boards_show_latency_at_each_k(toy, tmp_path: Path) -> None:
     row = data.board_row(board, board.entries[0])
     by_k = stored.result.efficiency.latency["by_k"]
     assert row["latency@k=10"] == by_k["10"]["p50"] and row["latency@k=1000"] == by_k["1000"]["p50"]
+
+
+def test_pisa_bm25_is_asked_for_the_top_k_when_timed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real adapter on a 4-document index: pyterrier-pisa gets num_results=k for the timed
+    calls, and returns at most k (with k = 2 here: topic 1 matches 3 documents)."""
+    pytest.importorskip("pyterrier_pisa")
+    import pyterrier_pisa
+
+    from harness.kinds import RunContext, get_evaluator
+    from harness.registry import instantiate
+    from test_retrieval_methods import _toy_task
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    task, data_dir = _toy_task(tmp_path)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
+    monkeypatch.setattr("harness.ir.evaluate.LATENCY_CUTOFFS", (2,))
+    asked: list[int] = []
+    real = pyterrier_pisa.PisaIndex.bm25
+    monkeypatch.setattr(pyterrier_pisa.PisaIndex, "bm25",
+                        lambda self, **kw: asked.append(kw["num_results"]) or real(self, **kw))
+    m = instantiate("bm25", {"query_algorithm": "block_max_wand"})
+    out = get_evaluator("retrieval")(task, RunContext(method=m, model=None))
+    assert asked == [1000, 2]  # the evaluation run (also timed at 1000), then the timed top 2
+    by_k = out.efficiency["latency"]["by_k"]
+    assert by_k["2"]["served_depth"] == 2 and by_k["1000"]["served_depth"] == 3
+    assert m.num_results == 1000  # the run's depth restored after the pass
+    assert out.items[0]["R@100"] == 1.0  # metrics from the deep run
