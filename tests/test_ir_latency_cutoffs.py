@@ -49,6 +49,7 @@ def test_the_timed_call_is_asked_for_the_top_10(toy, tmp_path: Path) -> None:
     assert lat["by_k"]["10"]["k"] == 10 and lat["by_k"]["10"]["served_depth"] == 10  # q1 has 12 documents
     assert lat["by_k"]["1000"]["served_depth"] == 12
     assert lat["by_k"]["10"]["n"] == 3 and "note" not in lat["by_k"]["10"]
+    assert lat["by_k"]["10"]["load_average_1m"] >= 0  # how busy the machine was when timed
     assert lat["p50"] == lat["by_k"]["1000"]["p50"]  # the flat summary stays the deep one
     # the metrics come from the deep run: c (rank 11, relevance 2) counts for R@100 and AP
     assert stored.result.metrics["R@100"].value == pytest.approx((2 / 2 + 1 + 0) / 3)

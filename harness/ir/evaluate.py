@@ -36,6 +36,7 @@ Protocol (what :func:`evaluate_ir` does):
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -197,6 +198,13 @@ def served_depth(fn: Any, topic: pd.DataFrame) -> int:
     return int(out.groupby(out["qid"].astype(str)).size().max()) if len(out) else 0
 
 
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):  # not on every platform
+        return None
+
+
 def retrieval_latency(method: Any, deep: Any, inputs: list[Any], cutoff: int, ks: list[int], warmup: int,
                       device: str) -> dict[str, Any]:
     """Per-query latency at each cut-off in ``ks``: the method is asked for the top k
@@ -207,9 +215,12 @@ def retrieval_latency(method: Any, deep: Any, inputs: list[Any], cutoff: int, ks
         for k in ks:
             fn = deep if k == cutoff else method.timing_transformer(k)
             served = served_depth(fn, inputs[0]) if inputs else 0
+            load = _load_average()
             stats = _latency(fn, inputs, warmup, device)
             stats["k"] = k
             stats["served_depth"] = served
+            if load is not None:  # wall times on a shared machine: how busy it was (1-min load, before)
+                stats["load_average_1m"] = load
             if served > k:
                 stats["note"] = f"the method cannot be asked for the top {k}: timed at its depth {served}"
             by_k[str(k)] = stats

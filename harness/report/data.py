@@ -578,7 +578,7 @@ def sparsity_series(b: Board) -> dict[str, list[tuple[float, float]]]:
 
 LATENCY_K_PREFIX = "latency@k="
 JUDGED = "Judged@10"  # the IR kinds' diagnostic (harness.ir.retrieval_task.JUDGED)
-JUDGED_GAP = 0.10  # flagged when Judged@10 is this far (absolute) below the board's reference
+JUDGED_GAP = 0.05  # flagged when Judged@10 is more than this (absolute) below the board's reference
 
 
 def latency_by_k(lat: Any) -> dict[int, float]:
