@@ -50,6 +50,8 @@ def test_the_timed_call_is_asked_for_the_top_10(toy, tmp_path: Path) -> None:
     assert lat["by_k"]["1000"]["served_depth"] == 12
     assert lat["by_k"]["10"]["n"] == 3 and "note" not in lat["by_k"]["10"]
     assert lat["by_k"]["10"]["load_average_1m"] >= 0  # how busy the machine was when timed
+    cpu = lat["by_k"]["10"]["cpu"]  # the same calls' process CPU time
+    assert cpu["n"] == 3 and cpu["unit"] == "ms" and 0 <= cpu["min"] <= cpu["max"]
     assert lat["p50"] == lat["by_k"]["1000"]["p50"]  # the flat summary stays the deep one
     # the metrics come from the deep run: c (rank 11, relevance 2) counts for R@100 and AP
     assert stored.result.metrics["R@100"].value == pytest.approx((2 / 2 + 1 + 0) / 3)
@@ -71,6 +73,7 @@ def test_boards_show_latency_at_each_k(toy, tmp_path: Path) -> None:
     row = data.board_row(board, board.entries[0])
     by_k = stored.result.efficiency.latency["by_k"]
     assert row["latency@k=10"] == by_k["10"]["p50"] and row["latency@k=1000"] == by_k["1000"]["p50"]
+    assert cols["cpu@k=10"] == "CPU p50 ms, top 10" and row["cpu@k=10"] == by_k["10"]["cpu"]["p50"]
 
 
 def test_pisa_bm25_is_asked_for_the_top_k_when_timed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,3 +101,15 @@ def test_pisa_bm25_is_asked_for_the_top_k_when_timed(tmp_path: Path, monkeypatch
     assert by_k["2"]["served_depth"] == 2 and by_k["1000"]["served_depth"] == 3
     assert m.num_results == 1000  # the run's depth restored after the pass
     assert out.items[0]["R@100"] == 1.0  # metrics from the deep run
+
+
+def test_cpu_time_excludes_waiting_wall_time_includes_it() -> None:
+    import time
+
+    from harness.ir.latency import time_each_cpu
+
+    def sleepy(x: float) -> None:  # waits without using the CPU, like a query waiting for a core
+        time.sleep(x)
+
+    wall, cpu = time_each_cpu(sleepy, [0.02, 0.02], warmup=0)
+    assert all(w >= 0.02 for w in wall) and all(c < 0.01 for c in cpu)

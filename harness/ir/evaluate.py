@@ -50,7 +50,7 @@ from harness.kinds import EvalOutput, Metric, RunContext
 from harness.ir import runfile
 from harness.ir.base import IRCollection
 from harness.ir.collections import load_ir_collection
-from harness.ir.latency import latency_stats, single_thread, time_each
+from harness.ir.latency import latency_stats, single_thread, time_each_cpu
 from harness.ir.retrieval_task import JUDGED  # the kind-level diagnostic (TaskKind.extra_metrics)
 from harness.tasks import Task
 
@@ -173,7 +173,7 @@ def _topic_rows(topics: pd.DataFrame) -> list[pd.DataFrame]:
 
 def _latency(fn: Any, inputs: list[Any], warmup: int, device: str) -> dict[str, Any]:
     with single_thread() as threads:
-        durations = time_each(fn, inputs, warmup=warmup)
+        durations, cpu = time_each_cpu(fn, inputs, warmup=warmup)
     return {
         **latency_stats(durations),
         "device": device,
@@ -181,6 +181,8 @@ def _latency(fn: Any, inputs: list[Any], warmup: int, device: str) -> dict[str, 
         "batch_size": 1,
         "warmup_queries": min(warmup, len(inputs)),
         "what": "wall time of one query through the method's transformer, measured alone",
+        # the same calls' process CPU time: what load from other processes does not inflate
+        "cpu": latency_stats(cpu) | {"what": "process CPU time of the same calls (time.process_time)"},
     }
 
 

@@ -495,8 +495,9 @@ def board_row(board: Board, e: Entry) -> dict[str, Any]:
     for k, _h in board.extra_cols:
         if k.startswith("eff:"):
             row[k] = _num(eff.get(k[4:]))
-        elif k.startswith(LATENCY_K_PREFIX):
-            row[k] = latency_by_k(res.efficiency.latency).get(int(k[len(LATENCY_K_PREFIX):]))
+        elif k.startswith((LATENCY_K_PREFIX, CPU_K_PREFIX)):
+            cpu = k.startswith(CPU_K_PREFIX)
+            row[k] = latency_by_k(res.efficiency.latency, cpu).get(int(k.split("=", 1)[1]))
     row["judged_flag"] = e.run_id in judged_flags(board)[1]
     return row
 
@@ -581,18 +582,29 @@ JUDGED = "Judged@10"  # the IR kinds' diagnostic (harness.ir.retrieval_task.JUDG
 JUDGED_GAP = 0.05  # flagged when Judged@10 is more than this (absolute) below the board's reference
 
 
-def latency_by_k(lat: Any) -> dict[int, float]:
-    """p50 per timed top-k depth from ``efficiency.latency.by_k`` ({} for results without it)."""
+CPU_K_PREFIX = "cpu@k="
+
+
+def latency_by_k(lat: Any, cpu: bool = False) -> dict[int, float]:
+    """p50 per timed top-k depth from ``efficiency.latency.by_k`` (wall time; ``cpu``: the same
+    calls' process CPU time); {} for results without it."""
     by_k = lat.get("by_k") if isinstance(lat, dict) else None
     if not isinstance(by_k, dict):
         return {}
-    return {int(k): float(v["p50"]) for k, v in by_k.items()
-            if str(k).isdigit() and isinstance(v, dict) and _num(v.get("p50")) is not None}
+    out = {}
+    for k, v in by_k.items():
+        v = v.get("cpu") if cpu and isinstance(v, dict) else v
+        if str(k).isdigit() and isinstance(v, dict) and _num(v.get("p50")) is not None:
+            out[int(k)] = float(v["p50"])
+    return out
 
 
 def latency_k_cols(board: Board) -> list[tuple[str, str]]:
-    ks = sorted({k for e in board.entries for k in latency_by_k(e.result.efficiency.latency)})
-    return [(f"{LATENCY_K_PREFIX}{k}", f"latency p50 ms, top {k}") for k in ks]
+    cols = []
+    for prefix, cpu, label in ((LATENCY_K_PREFIX, False, "latency p50 ms"), (CPU_K_PREFIX, True, "CPU p50 ms")):
+        ks = sorted({k for e in board.entries for k in latency_by_k(e.result.efficiency.latency, cpu)})
+        cols += [(f"{prefix}{k}", f"{label}, top {k}") for k in ks]
+    return cols
 
 
 def judged_flags(board: Board) -> tuple[tuple[float, str] | None, set[str]]:
