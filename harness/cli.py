@@ -223,6 +223,12 @@ def _cmd_export_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from harness.ir.rescore import main_args
+
+    return main_args(args.results, args.metric, args.paths, args.dry_run)
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from harness.show import show
 
@@ -523,6 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=str(config.default_results_dir()))
     p.add_argument("--out", help="output file (default: standard output)")
     p.set_defaults(func=_cmd_export_run)
+
+    p = sub.add_parser("rescore", help="add Judged@10 to stored IR results from their stored runs and qrels")
+    p.add_argument("paths", nargs="*", help="result files (default: every IR result under --results)")
+    p.add_argument("--results", default=str(config.default_results_dir()))
+    p.add_argument("--metric", default="Judged@10", help="the metric to add (Judged@10)")
+    p.add_argument("--dry-run", action="store_true", help="say what would change, write nothing")
+    p.set_defaults(func=_cmd_rescore)
 
     add_submitter_commands(sub)
 

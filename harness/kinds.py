@@ -16,7 +16,10 @@ other packages through the entry-point group ``harness.task_kinds``). The record
 * ``aggregate``: ``(metric, items) -> value | None``, how a stored metric follows from the per-item
   scores (``validate`` re-derives it; None: not a function of the items);
 * ``plots``: :class:`BoardPlot` records, the figures this kind's boards draw from their entries'
-  stored results (beside the generic quality-vs-sparsity and quality-vs-latency ones).
+  stored results (beside the generic quality-vs-sparsity and quality-vs-latency ones);
+* ``extra_metrics``: ``(name, higher_is_better)`` of metrics the kind adds to every task of it
+  beyond those the task file declares (diagnostics such as IR's ``Judged@10``; never primary, and
+  not part of the task definition, so adding one changes no run id).
 
 The report reads the tracks through :func:`tracks`; the runner and the task loader through
 :func:`get_kind`.
@@ -262,6 +265,7 @@ class TaskKind:
     description: str = ""
     aggregate: Callable[[str, list[dict[str, Any]]], float | None] | None = None
     plots: tuple[BoardPlot, ...] = ()
+    extra_metrics: tuple[tuple[str, bool], ...] = ()
 
     def load_evaluator(self) -> Evaluator:
         if self.evaluator is None:

@@ -375,14 +375,12 @@ def _evaluate_and_store(doc: dict[str, Any], task: Task, method: Any, setup: Set
 
 
 def _metrics_doc(task: Task, out: EvalOutput) -> dict[str, Any]:
-    declared = {m.name: m for m in task.metrics}
+    declared = {m.name: (m.higher_is_better, m.primary) for m in task.metrics}
+    # the kind's own diagnostics (TaskKind.extra_metrics), after the declared ones, never primary
+    declared |= {name: (hib, False) for name, hib in get_kind(task.kind).extra_metrics if name not in declared}
     unknown = set(out.metrics) - set(declared)
     if unknown:
         raise HarnessError(f"task {task.id}: evaluator produced undeclared metrics {sorted(unknown)}")
     if task.primary_metric.name not in out.metrics:
         raise HarnessError(f"task {task.id}: evaluator did not produce the primary metric {task.primary_metric.name}")
-    return {
-        name: out.metrics[name].to_dict(declared[name].higher_is_better, declared[name].primary)
-        for name in declared
-        if name in out.metrics
-    }
+    return {name: out.metrics[name].to_dict(*declared[name]) for name in declared if name in out.metrics}

@@ -13,7 +13,7 @@ LLM rerankers is stored with the result.
 
 Lifecycle: the runner calls ``method.setup(ctx)`` once per run (rerankers take the run's device
 from it), then the evaluator of each task; a retrieval evaluator sets the depth of the run with
-``method.set_depth(cutoff)``.
+``method.set_depth(cutoff)``, and the latency pass asks for a top k with ``timing_transformer(k)``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,15 @@ class RetrievalMethod(_IRMethod):
     def set_depth(self, depth: int) -> None:
         """Retrieve exactly ``depth`` documents per topic (the task's cut-off)."""
         self.num_results = int(depth)
+
+    def timing_transformer(self, k: int) -> Any:
+        """A transformer that returns the top ``k`` (the latency pass times each query at k = 10 as
+        well as at the run's depth: dynamic pruning skips most at small k). Default: ``set_depth(k)``
+        then ``transformer()``, which every adapter that reads ``num_results`` honours. A method that
+        cannot change its depth may return its usual transformer: the pass records the depth it
+        served and says so. The evaluator restores the run's depth afterwards."""
+        self.set_depth(k)
+        return self.transformer()
 
     def setup(self, ctx: SetupContext) -> SetupOutput:
         # retrievers read their device from their own parameters (an index is device-independent)

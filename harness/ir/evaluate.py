@@ -17,13 +17,26 @@ Protocol (what :func:`evaluate_ir` does):
    ir-measures with strictly decreasing rank-derived scores. A judged topic with no retrieved
    document scores 0 on every measure (trec_eval ``-c``). Aggregates are means over judged topics,
    with the standard error of the mean.
+   Every IR result also carries ``Judged@10`` (the kind's diagnostic, :data:`JUDGED`, whatever the
+   task declares): per query, the fraction of the top 10 retrieved documents (of all retrieved when
+   fewer) that have any label in the qrels, relevant or not (ir-measures ``Judged@10``). Where it is
+   low, the unjudged documents count as non-relevant and nDCG@10 is a lower bound (D-MERIT).
+   Reranking results also store the pinned first stage's Judged@10 (``protocol_details
+   .judged_reference``), the reference the boards compare against.
 5. Latency: a separate pass, single-threaded, batch size 1: the first ``warmup`` queries run once
-   untimed, then every query is timed alone (:mod:`harness.ir.latency`).
+   untimed, then every query is timed alone (:mod:`harness.ir.latency`). Retrieval is timed at
+   each cut-off of :func:`latency_cutoffs` (k = 10 and the run's depth, default 1000): the method
+   is asked for the top k (``RetrievalMethod.timing_transformer(k)``), because rank-safe dynamic
+   pruning (MaxScore, WAND, BMW) skips most at small k. ``efficiency.latency`` is the summary at
+   the run's depth (as before); ``efficiency.latency.by_k`` holds one summary per cut-off, with the
+   depth the method actually served (a method that cannot change k is timed at its depth and says
+   so). The metrics always come from the deep run.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -37,12 +50,14 @@ from harness.kinds import EvalOutput, Metric, RunContext
 from harness.ir import runfile
 from harness.ir.base import IRCollection
 from harness.ir.collections import load_ir_collection
-from harness.ir.latency import latency_stats, single_thread, time_each
+from harness.ir.latency import latency_stats, single_thread, time_each_cpu
+from harness.ir.retrieval_task import JUDGED  # the kind-level diagnostic (TaskKind.extra_metrics)
 from harness.tasks import Task
 
 TIE_BREAK = "score descending, then docno ascending"
 DEFAULT_CUTOFF = 1000
 DEFAULT_WARMUP = 3
+LATENCY_CUTOFFS = (10,)  # timed besides the run's own depth
 
 
 # --------------------------------------------------------------------------------- loading
@@ -158,7 +173,7 @@ def _topic_rows(topics: pd.DataFrame) -> list[pd.DataFrame]:
 
 def _latency(fn: Any, inputs: list[Any], warmup: int, device: str) -> dict[str, Any]:
     with single_thread() as threads:
-        durations = time_each(fn, inputs, warmup=warmup)
+        durations, cpu = time_each_cpu(fn, inputs, warmup=warmup)
     return {
         **latency_stats(durations),
         "device": device,
@@ -166,7 +181,76 @@ def _latency(fn: Any, inputs: list[Any], warmup: int, device: str) -> dict[str, 
         "batch_size": 1,
         "warmup_queries": min(warmup, len(inputs)),
         "what": "wall time of one query through the method's transformer, measured alone",
+        # the same calls' process CPU time: what load from other processes does not inflate
+        "cpu": latency_stats(cpu) | {"what": "process CPU time of the same calls (time.process_time)"},
     }
+
+
+def latency_cutoffs(lat_cfg: Any, cutoff: int) -> list[int]:
+    """The top-k depths the retrieval latency pass times: ``latency.cutoffs`` of the protocol, else
+    k = 10 and the run's depth; never deeper than the run, deepest first."""
+    asked = lat_cfg.get("cutoffs") if isinstance(lat_cfg, dict) else None
+    ks = {int(k) for k in (asked if asked else (*LATENCY_CUTOFFS, cutoff))}
+    return sorted({min(k, cutoff) for k in ks}, reverse=True)
+
+
+def served_depth(fn: Any, topic: pd.DataFrame) -> int:
+    """How many documents the transformer returns for one topic (untimed call)."""
+    out = fn(topic)
+    return int(out.groupby(out["qid"].astype(str)).size().max()) if len(out) else 0
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):  # not on every platform
+        return None
+
+
+def retrieval_latency(method: Any, deep: Any, inputs: list[Any], cutoff: int, ks: list[int], warmup: int,
+                      device: str) -> dict[str, Any]:
+    """Per-query latency at each cut-off in ``ks``: the method is asked for the top k
+    (``timing_transformer(k)``; the deep run's own transformer at k = ``cutoff``). Returns the
+    summary at ``cutoff`` with ``by_k``: {str(k): summary + requested/served depth}."""
+    by_k: dict[str, Any] = {}
+    try:
+        for k in ks:
+            fn = deep if k == cutoff else method.timing_transformer(k)
+            served = served_depth(fn, inputs[0]) if inputs else 0
+            load = _load_average()
+            stats = _latency(fn, inputs, warmup, device)
+            stats["k"] = k
+            stats["served_depth"] = served
+            if load is not None:  # wall times on a shared machine: how busy it was (1-min load, before)
+                stats["load_average_1m"] = load
+            if served > k:
+                stats["note"] = f"the method cannot be asked for the top {k}: timed at its depth {served}"
+            by_k[str(k)] = stats
+    finally:
+        method.set_depth(cutoff)
+    deep_stats = dict(by_k.get(str(cutoff)) or _latency(deep, inputs, warmup, device))
+    return deep_stats | {"k": cutoff, "by_k": by_k}
+
+
+def judged_details(coll: IRCollection, qids: list[str], cutoff: int, kind: str, rel_threshold: int
+                   ) -> dict[str, Any]:
+    """What a board needs to read Judged@10: how many judged-non-relevant labels the evaluated qrels
+    hold (0: the qrels list relevant documents only, and Judged@10 is P@10), and for reranking the
+    first stage's Judged@10 (``judged_reference``)."""
+    q = coll.qrels[coll.qrels["query_id"].astype(str).isin(set(qids))]
+    out: dict[str, Any] = {"qrels_nonrelevant_labels": int((q["relevance"].astype(int) < rel_threshold).sum())}
+    if kind == "reranking" and (ref := judged_reference(coll, qids, cutoff)) is not None:
+        out["judged_reference"] = ref
+    return out
+
+
+def judged_reference(coll: IRCollection, qids: list[str], cutoff: int) -> dict[str, Any] | None:
+    """The pinned first stage's Judged@10 over ``qids`` (what a reranker's Judged@10 is compared with)."""
+    if coll.first_stage is None:
+        return None
+    fs = normalize_run(coll.first_stage, cutoff)
+    table = per_query_scores(fs, coll.qrels, qids, resolve_measures([JUDGED]))
+    return {"what": "the pinned first stage (the run being reranked)", JUDGED: float(table[JUDGED].mean())}
 
 
 def _retrieve(task: Task, method: Any, coll: IRCollection, topics: pd.DataFrame, cutoff: int,
@@ -230,7 +314,8 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
     protocol = task.protocol
     cutoff = int(protocol.get("cutoff", DEFAULT_CUTOFF))
     rel_threshold = int(protocol.get("rel_threshold", 1))
-    measures = resolve_measures([m.name for m in task.metrics], rel_threshold)
+    declared = [m.name for m in task.metrics]
+    measures = resolve_measures(declared + ([JUDGED] if JUDGED not in declared else []), rel_threshold)
     lat_cfg = protocol.get("latency") or {}
     warmup = int(lat_cfg.get("warmup", DEFAULT_WARMUP)) if isinstance(lat_cfg, dict) else DEFAULT_WARMUP
 
@@ -258,7 +343,8 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
     efficiency["method_stats"] = dict(getattr(method, "stats", {}) or {})
     if not ctx.extra.get("skip_latency", False) and latency_inputs:
         device = str(getattr(getattr(method, "params", None), "device", None) or ctx.device)
-        efficiency["latency"] = _latency(transformer, latency_inputs, warmup, device)
+        efficiency["latency"] = retrieval_latency(method, transformer, latency_inputs, cutoff,
+                                                  latency_cutoffs(lat_cfg, cutoff), warmup, device)
 
     tag = getattr(method, "method_name", type(method).__name__)
     return EvalOutput(
@@ -275,6 +361,7 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
             "tie_break": TIE_BREAK,
             "unretrieved_topics_score": 0.0,
             "queries_without_results": int(len(set(qids) - set(run["qid"]))),
+            **judged_details(coll, qids, cutoff, task.kind, rel_threshold),
         },
         efficiency=efficiency,
         # ranked lists (xz): what the metrics were computed on; `harness export-run` gives the TREC file

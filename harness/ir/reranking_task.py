@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from harness.ir.retrieval_task import IRLatency, ir_metric_error
+from harness.ir.retrieval_task import JUDGED, IRLatency, ir_metric_error
 from harness.kinds import EvalOutput, Protocol, RunContext, TaskKind, Track, item_mean
 from harness.tasks import Task
 
@@ -34,4 +34,5 @@ KIND = TaskKind(
     metric_error=ir_metric_error,
     description="re-scoring a pinned first-stage run, scored by ir-measures",
     aggregate=item_mean,
+    extra_metrics=((JUDGED, True),),
 )

@@ -3,6 +3,8 @@ ir-measures (the logic is in :mod:`harness.ir.evaluate`, imported when a task ru
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from harness.kinds import EvalOutput, Protocol, RunContext, TaskKind, Track, item_mean
@@ -11,12 +13,17 @@ from harness.tasks import Task
 
 class IRLatency(Protocol):
     warmup: int | None = Field(None, ge=0)  # queries left out of the timing (retrieval 3, reranking 1)
+    # top-k depths the retrieval latency pass times (default: 10 and the run's cut-off)
+    cutoffs: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
 
 
 class RetrievalProtocol(Protocol):
     cutoff: int = Field(1000, ge=1)  # depth of the evaluated run (and of the method's retrieval)
     rel_threshold: int = Field(1, ge=1)  # binary measures count labels >= this as relevant
     latency: IRLatency | None = None
+
+
+JUDGED = "Judged@10"  # every IR result carries it (harness.ir.evaluate.JUDGED); not a task-file metric
 
 
 def ir_metric_error(name: str) -> str | None:
@@ -45,4 +52,5 @@ KIND = TaskKind(
     metric_error=ir_metric_error,
     description="first-stage retrieval over a pinned corpus, scored by ir-measures",
     aggregate=item_mean,
+    extra_metrics=((JUDGED, True),),
 )

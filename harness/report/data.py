@@ -481,6 +481,7 @@ def extra_cols(board: Board) -> list[tuple[str, str]]:
     labels = sorted({e.latency_label for e in board.entries if e.latency_label})
     if labels:
         cols.append(("latency", "latency " + " / ".join(labels)))
+    cols += latency_k_cols(board)
     eff_keys = {k for e in board.entries for k in e.result.efficiency.numbers()}
     for k in sorted(eff_keys, key=lambda k: (k not in ("prune_seconds", "eval_seconds"), k)):
         cols.append((f"eff:{k}", k.replace("_", " ")))
@@ -507,6 +508,7 @@ def board_notes(board: Board) -> list[str]:
     results = [e.result for e in board.entries] + [r.result for r in board.failed]
     for text in sorted({n for r in results if (n := r.model.notes)}):
         notes.append(f"Model {board.model}: {text}")
+    notes += judged_notes(board)
     return notes
 
 
@@ -543,6 +545,10 @@ def board_row(board: Board, e: Entry) -> dict[str, Any]:
     for k, _h in board.extra_cols:
         if k.startswith("eff:"):
             row[k] = _num(eff.get(k[4:]))
+        elif k.startswith((LATENCY_K_PREFIX, CPU_K_PREFIX)):
+            cpu = k.startswith(CPU_K_PREFIX)
+            row[k] = latency_by_k(res.efficiency.latency, cpu).get(int(k.split("=", 1)[1]))
+    row["judged_flag"] = e.run_id in judged_flags(board)[1]
     return row
 
 
@@ -619,6 +625,78 @@ def sparsity_series(b: Board) -> dict[str, list[tuple[float, float]]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# IR: latency at each timed top-k, and Judged@10 (partial judgements)
+
+LATENCY_K_PREFIX = "latency@k="
+JUDGED = "Judged@10"  # the IR kinds' diagnostic (harness.ir.retrieval_task.JUDGED)
+JUDGED_GAP = 0.05  # flagged when Judged@10 is more than this (absolute) below the board's reference
+
+
+CPU_K_PREFIX = "cpu@k="
+
+
+def latency_by_k(lat: Any, cpu: bool = False) -> dict[int, float]:
+    """p50 per timed top-k depth from ``efficiency.latency.by_k`` (wall time; ``cpu``: the same
+    calls' process CPU time); {} for results without it."""
+    by_k = lat.get("by_k") if isinstance(lat, dict) else None
+    if not isinstance(by_k, dict):
+        return {}
+    out = {}
+    for k, v in by_k.items():
+        v = v.get("cpu") if cpu and isinstance(v, dict) else v
+        if str(k).isdigit() and isinstance(v, dict) and _num(v.get("p50")) is not None:
+            out[int(k)] = float(v["p50"])
+    return out
+
+
+def latency_k_cols(board: Board) -> list[tuple[str, str]]:
+    cols = []
+    for prefix, cpu, label in ((LATENCY_K_PREFIX, False, "latency p50 ms"), (CPU_K_PREFIX, True, "CPU p50 ms")):
+        ks = sorted({k for e in board.entries for k in latency_by_k(e.result.efficiency.latency, cpu)})
+        cols += [(f"{prefix}{k}", f"{label}, top {k}") for k in ks]
+    return cols
+
+
+def judged_flags(board: Board) -> tuple[tuple[float, str] | None, set[str]]:
+    """((reference Judged@10, what it is), run ids of entries far below it). The reference: the
+    first stage a reranking board reranks (stored by its results), else the board's best-judged
+    entry. No reference when no entry has Judged@10, or when the qrels hold no judged-non-relevant
+    label (Judged@10 is then P@10, a quality figure, not a coverage one)."""
+    judged = [(e, float(v)) for e in board.entries if (v := e.result.value(JUDGED)) is not None]
+    if not judged:
+        return None, set()
+    details = [e.result.task.get("protocol_details") or {} for e, _v in judged]
+    if all(d.get("qrels_nonrelevant_labels") == 0 for d in details):
+        return None, set()
+    refs = [float(r[JUDGED]) for d in details if isinstance(r := d.get("judged_reference"), dict) and JUDGED in r]
+    if refs:
+        ref = (max(refs), "the first stage this board reranks")
+    else:
+        best, v = max(judged, key=lambda ev: (ev[1], ev[0].run_id))
+        ref = (v, f"the board's best-judged entry, {best.method}" + (f" ({best.params_text})" if best.params_text else ""))
+    return ref, {e.run_id for e, v in judged if v < ref[0] - JUDGED_GAP}
+
+
+def judged_notes(board: Board) -> list[str]:
+    """What Judged@10 says on this board, and which entries' nDCG@10 is a lower bound."""
+    if not any(e.result.value(JUDGED) is not None for e in board.entries):
+        return []
+    ref, flagged = judged_flags(board)
+    what = (f"{JUDGED}: the share of each query's top 10 that has a judgement in the qrels (any label). Unjudged "
+            "documents count as non-relevant, so where it is low the other metrics are lower bounds.")
+    if ref is None:
+        return [what + f" The qrels here list relevant documents only: {JUDGED} equals P@10, and no entry is flagged."]
+    text = f" Reference: {ref[1]}, {JUDGED} = {ref[0]:.3f}; entries more than {JUDGED_GAP:.2f} below it are flagged."
+    if flagged:
+        names = [f"{e.method}" + (f" ({e.params_text})" if e.params_text else "") + f" {float(e.result.value(JUDGED)):.3f}"
+                 for e in board.entries if e.run_id in flagged]
+        text += " Flagged (their nDCG@10 is a lower bound): " + "; ".join(names) + "."
+    else:
+        text += " None is."
+    return [what + text]
+
+
+# ---------------------------------------------------------------------------------------------
 # The whole site
 
 
@@ -638,7 +716,7 @@ def prepare_board(b: Board, bands: dict[str, NoiseBand] | None = None) -> None:
     """Primary metric, metric columns, order, ranks (and the noise-band rule), extra columns and
     notes of one board."""
     b.primary = _primary(b.entries)
-    names = sorted({m for e in b.entries for m in e.result.metrics}, key=lambda m: (m != b.primary, m))
+    names = sorted({m for e in b.entries for m in e.result.metrics}, key=lambda m: (m != b.primary, m != JUDGED, m))
     b.metrics = [(m, _hib(b.entries, m)) for m in names]
     b.entries = _sort_entries(b.entries, b.primary, _hib(b.entries, b.primary) if b.primary else True)
     b.failed.sort(key=lambda r: (r.result.method.name, shown_params(r.result), r.run_id))
