@@ -253,3 +253,28 @@ def test_gpu_latency_script_parses_and_dry_runs() -> None:
     only_static = subprocess.run(["bash", str(script)], env={"DRY_RUN": "1", "PARTS": "static", "PATH": "/usr/bin:/bin"},
                                  check=True, capture_output=True, text=True).stdout.splitlines()
     assert only_static == static
+
+
+def test_config_model_is_built_on_the_requested_device(cuda_moves_stay_on_cpu, monkeypatch) -> None:
+    """``--device cuda`` for a config: model (pruning and latency runs): it is built under
+    ``torch.device('cuda')`` (a 7B model is never initialised on the CPU first) and moved there."""
+    import transformers
+
+    from harness.llm import models
+    from tiny_models import tiny_llama_config
+
+    built_under = []
+
+    def from_config(cfg, dtype=None):
+        from torch.overrides import _get_current_function_mode_stack  # torch.device(...) as a context is a mode
+
+        built_under.extend(m.device for m in _get_current_function_mode_stack() if hasattr(m, "device"))
+        with torch.device("cpu"):  # a CPU build cannot allocate on CUDA: build the tiny model here
+            return tiny_llama_config(1)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", from_config)
+    monkeypatch.setattr(models, "embedded_checkpoint", lambda *a, **k: (_ for _ in ()).throw(HarnessError("none")))
+    loaded = models.load_model("config:tiny-llama", device="cuda")
+    assert [d.type for d in built_under] == ["cuda"]
+    assert cuda_moves_stay_on_cpu and set(cuda_moves_stay_on_cpu) == {"cuda"}  # then model.to("cuda")
+    assert loaded.random_weights
