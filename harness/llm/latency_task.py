@@ -12,6 +12,14 @@ linears are switched to ``torch.sparse.to_sparse_semi_structured`` weights and t
 metrics are the 2:4 figures; the dense ones and the measured ratios go to ``efficiency``). That
 needs a CUDA GPU and fp16/bf16 weights; elsewhere the task fails with the reason instead of
 reporting numbers it did not measure.
+
+Decode modes (``grids.<device>.decode.mode``): ``dynamic`` (the default) is an eager forward per
+token with the model's growing KV cache (:func:`harness.llm.latency.decode_fn`); ``static`` is the
+gpt-fast style loop of :mod:`harness.llm.decode` (StaticCache, fixed-shape step compiled with
+``torch.compile(mode="reduce-overhead")`` on CUDA per ``decode.compile``). Either way the decode
+cell carries ``bandwidth_bound``: the memory-bandwidth bound of that figure from the weight and
+KV-cache bytes a step reads and the GPU's datasheet bandwidth (or ``grids.<device>.
+memory_bandwidth_gb_s``), and the achieved percentage; absent (None) where the bandwidth is unknown.
 """
 
 from __future__ import annotations
@@ -349,5 +357,6 @@ KIND = TaskKind(
     protocol=LatencyProtocol,
     metric_error=fixed_metrics(*METRICS),
     run_protocol=device_and_dtype,  # figures depend on the machine: device and dtype are protocol
-    description="prefill latency, decode throughput and peak memory of the (pruned) model",
+    description="prefill latency, decode throughput (dynamic or static KV cache, beside its memory-bandwidth bound) "
+                "and peak memory of the (pruned) model",
 )
