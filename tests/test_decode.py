@@ -293,3 +293,16 @@ def test_static_task_runs_on_cpu_without_a_bound() -> None:
     assert "not known" in d["bandwidth_source"]
     assert d["tokens_per_s_p50"] == pytest.approx(out.metrics["decode_tokens_per_s"].value)
     assert out.protocol_details["decode_mode"] == "static"
+
+
+def test_static_decode_on_a_model_with_blocks_removed() -> None:
+    """ShortGPT-style removal (blocks out of the ModuleList, layer_idx renumbered): the static cache
+    holds only the remaining layers and the tokens are still those of greedy generate."""
+    from methods.pruning._layer_removal import remove_blocks
+
+    model = tiny_llama_config(4, seed=3)
+    remove_blocks(model, [1, 2])
+    ids = prompt(1, 6, 7)
+    decoder = dec.StaticDecoder(model, 1, 6 + 10)
+    assert torch.equal(decoder.generate(ids, 10), hf_greedy(model, ids, 10))
+    assert dec.kv_bytes_per_position(decoder.cache) == 2 * 2 * 2 * 8 * 4  # 2 layers left
