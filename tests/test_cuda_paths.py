@@ -250,8 +250,9 @@ def test_gpu_latency_script_parses_and_dry_runs() -> None:
                 get_task(words[i + 1])
             if w == "--method":
                 get_method(words[i + 1])
-    only_static = subprocess.run(["bash", str(script)], env={"DRY_RUN": "1", "PARTS": "static", "PATH": "/usr/bin:/bin"},
-                                 check=True, capture_output=True, text=True).stdout.splitlines()
+    env = {"DRY_RUN": "1", "PARTS": "static", "PATH": "/usr/bin:/bin"}
+    only_static = subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True,
+                                 text=True).stdout.splitlines()
     assert only_static == static
 
 
