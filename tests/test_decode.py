@@ -188,11 +188,13 @@ def test_step_traces_as_one_graph_without_recompiles(llama, monkeypatch) -> None
         fn, backend=counting_backend, fullgraph=fullgraph))
     torch._dynamo.reset()
     ids = prompt(1, 7, 4)
-    decoder = dec.StaticDecoder(llama, 1, 7 + 12, compile_mode="reduce-overhead")
     expected = hf_greedy(llama, ids, 12)
+    before = dec.compile_counters()
+    decoder = dec.StaticDecoder(llama, 1, 7 + 12, compile_mode="reduce-overhead")
     assert torch.equal(decoder.generate(ids, 12), expected)
     assert torch.equal(decoder.generate(ids, 12), expected)
     assert len(graphs) == 1
+    assert dec.counters_since(before) == {"unique_graphs": 1, "cudagraph_skips": 0}
     torch._dynamo.reset()
 
 
@@ -262,8 +264,17 @@ def test_measure_static_compiled_with_a_gpu_bandwidth(llama, monkeypatch) -> Non
     faked), sizes shrunk, with an H100's bandwidth: the cell carries the bound and the percentage."""
     from harness.llm.latency_task import _grid, _measure
 
+    from torch._dynamo.utils import counters
+
     modes = []
-    monkeypatch.setattr(torch, "compile", lambda fn, **kw: modes.append(kw["mode"]) or fn)
+
+    def fake_compile(fn, **kw):  # what a compile that then skips CUDA graphs leaves in the counters
+        modes.append(kw["mode"])
+        counters["stats"]["unique_graphs"] += 1
+        counters["inductor"]["cudagraph_skips"] += 1
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
     grid = {**_grid(_static_task(), "cuda"), "batch_sizes": [1], "seqlens": [8], "decode_prompt_len": 8,
             "decode_new_tokens": 5, "warmup": 1, "repeats": 1, "decode_repeats": 2}
     bw = dec.memory_bandwidth("cuda", "NVIDIA H100 80GB HBM3")
@@ -271,6 +282,7 @@ def test_measure_static_compiled_with_a_gpu_bandwidth(llama, monkeypatch) -> Non
     assert modes == ["reduce-overhead"]
     cell = cells["decode/b1/p8/n5"]
     assert (cell["decode_mode"], cell["compile"]) == ("static", "reduce-overhead")
+    assert cell["compile_counters"] == {"unique_graphs": 1, "cudagraph_skips": 1}
     bound = cell["bandwidth_bound"]
     per_step = dec.weight_bytes_per_step(llama, 1) + 2 * 2 * 2 * 8 * 4 * (8 + 3)
     assert bound["bytes_per_step"] == per_step

@@ -15,6 +15,7 @@ that returns the greedy argmax. On CUDA the step is compiled with
 graphs); on a CPU it runs uncompiled unless asked (``compile: default``). The cache object and its
 tensors are the same for every repeat (``cache.reset()`` between repeats), so captured graphs stay
 valid. The tokens are those of ``model.generate(do_sample=False)`` (tested on a tiny Llama).
+:func:`compile_counters` lets the result say whether the step compiled once and ran as CUDA graphs.
 
 The transformers API differs between 4.x and 5.x (the cache keyword is ``cache`` in 5.x, with
 ``past_key_values`` deprecated; 4.x needs ``cache_position`` and a ``StaticCache`` built with
@@ -206,6 +207,23 @@ def compile_step(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
     if mode == "none":
         return fn
     return torch.compile(fn, mode=mode, fullgraph=True)
+
+
+def compile_counters() -> dict[str, int]:
+    """torch.compile's process-wide counters that tell whether the step ran as intended: graphs
+    compiled (``unique_graphs``; one per decoder when shapes are static) and CUDA-graph skips
+    (``cudagraph_skips``: the step then runs as plain Inductor kernels, launch overhead included)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:  # pragma: no cover - torch without dynamo
+        return {}
+    return {"unique_graphs": int(counters["stats"].get("unique_graphs", 0)),
+            "cudagraph_skips": int(counters["inductor"].get("cudagraph_skips", 0))}
+
+
+def counters_since(before: dict[str, int]) -> dict[str, int]:
+    now = compile_counters()
+    return {k: now[k] - before.get(k, 0) for k in now}
 
 
 class StaticDecoder:

@@ -202,19 +202,23 @@ def _measure(model: torch.nn.Module, grid: dict[str, Any], device: str, seed: in
     b, p, n = grid["decode_batch_size"], grid["decode_prompt_len"], grid["decode_new_tokens"]
     prompt = random_input_ids(vocab, b, p, seed + 1, device)
     if grid.get("decode_mode", "dynamic") == "static":
-        from harness.llm.decode import StaticDecoder
+        from harness.llm.decode import StaticDecoder, compile_counters, counters_since
 
+        before = compile_counters()
         decoder = StaticDecoder(model, b, p + n, compile_mode=grid["decode_compile"])
         run, setup = decoder.decode_fn(n), decoder.setup_fn(prompt)
     else:
         decoder = None
         run, setup = decode_fn(model, n), decode_setup(model, prompt)
     durations = timer.measure(run, warmup=grid["warmup"], repeats=grid["decode_repeats"], setup=setup)
+    # compiled step: graphs compiled (1 when shapes are static) and CUDA-graph skips (0 expected)
+    compiled = counters_since(before) if decoder is not None and decoder.compile_mode != "none" else None
     stats = summarize(durations)
     tokens_per_s = b * n / (stats["p50"] / 1e3)
     cells[f"decode/b{b}/p{p}/n{n}"] = {
         "phase": "decode", "batch_size": b, "prompt_len": p, "new_tokens": n, "tokens": b * n,
         "decode_mode": grid.get("decode_mode", "dynamic"), "compile": grid.get("decode_compile", "none"),
+        **({"compile_counters": compiled} if compiled is not None else {}),
         "durations_ms": [d / 1e6 for d in durations], "stats_ms": stats,
         "tokens_per_s_p50": tokens_per_s,
         "bandwidth_bound": _decode_bound(model, decoder.cache if decoder is not None else setup()[0],
@@ -324,6 +328,7 @@ def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
     efficiency["cells"] = {k: {kk: vv for kk, vv in v.items() if kk != "durations_ms"} for k, v in cells.items()}
     dec = next(c for c in cells.values() if c["phase"] == "decode")
     efficiency["decode"] = {"mode": dec["decode_mode"], "compile": dec["compile"],
+                            "compile_counters": dec.get("compile_counters"),
                             "tokens_per_s_p50": dec["tokens_per_s_p50"],
                             "bound_tokens_per_s": dec["bandwidth_bound"]["bound_tokens_per_s"],
                             "pct_of_bound": dec["bandwidth_bound"]["pct_of_bound"],
