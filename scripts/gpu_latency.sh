@@ -12,7 +12,8 @@
 #   static: for each of STATIC_MODELS (default "config:llama-2-7b config:llama-3-8b") the dense model
 #     with llm-latency (dynamic decode: an eager forward per token, growing KV cache) and
 #     llm-latency-static (StaticCache + torch.compile(mode="reduce-overhead"): CUDA graphs) in one
-#     process, and ShortGPT on STATIC_PRUNED (default llama-2-7b, 8 of 32 blocks) with both. Every decode figure carries
+#     process (and llm-latency-cudagraph: the eager step captured as one CUDA graph, no compile),
+#     and ShortGPT on STATIC_PRUNED (default llama-2-7b, 8 of 32 blocks) with both. Every decode figure carries
 #     its memory-bandwidth bound and the achieved percentage (efficiency.latency.decode).
 #   pruned: the method loop over MODELS (dense and ShortGPT of llama-2-7b are skipped there when
 #     "static" ran them).
@@ -54,12 +55,15 @@ fi
 if has_part static; then
   for model in $STATIC_MODELS; do
     common=(--model "$model" --device "$DEVICE" --dtype "$DTYPE" --results "$RES" --no-progress)
-    harness "dense static $model" run --method dense --task llm-latency --task llm-latency-static "${common[@]}"
+    # dynamic, then static (torch.compile), then static (eager step as one CUDA graph; last: a failed
+    # capture cannot disturb the others) decode of the same dense model in one process
+    harness "dense static $model" run --method dense --task llm-latency --task llm-latency-static \
+      --task llm-latency-cudagraph "${common[@]}"
   done
   if [ -n "$STATIC_PRUNED" ]; then
     common=(--model "$STATIC_PRUNED" --device "$DEVICE" --dtype "$DTYPE" --results "$RES" --no-progress)
     harness "shortgpt static $STATIC_PRUNED" run --method shortgpt --params "blocks=8,$CAL" \
-      --task llm-latency --task llm-latency-static "${common[@]}"
+      --task llm-latency --task llm-latency-static --task llm-latency-cudagraph "${common[@]}"
   fi
 fi
 

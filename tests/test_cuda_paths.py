@@ -237,8 +237,8 @@ def test_gpu_latency_script_parses_and_dry_runs() -> None:
                          capture_output=True, text=True).stdout.splitlines()
     static = [line for line in out if "llm-latency-static" in line]
     for model in ("config:llama-2-7b", "config:llama-3-8b"):
-        assert any(f"--method dense --task llm-latency --task llm-latency-static --model {model} "
-                   "--device cuda --dtype bfloat16" in line for line in static), model
+        assert any(f"--method dense --task llm-latency --task llm-latency-static --task llm-latency-cudagraph "
+                   f"--model {model} --device cuda --dtype bfloat16" in line for line in static), model
     assert any("--method shortgpt" in line and "config:llama-2-7b" in line for line in static)
     # dense and ShortGPT of llama-2-7b run once (with both decodes), not again in the method loop
     dense_7b = [line for line in out if "--method dense" in line and "config:llama-2-7b" in line]

@@ -170,6 +170,35 @@ def test_compiled_step_uses_reduce_overhead_and_static_shapes(llama, monkeypatch
     assert dec.compile_step(len, "none") is len
 
 
+def test_captured_cuda_graph_branch_with_the_capture_faked(llama, monkeypatch) -> None:
+    """compile: cuda-graph, with the CUDA capture faked by a replay that re-runs the step eagerly
+    on the static input buffers (its warm-up calls run for real, as on a GPU): captured once at
+    the first step, inputs copied into the static buffers, the cache's position counters put
+    back after the warm-up, the tokens those of greedy generate, on every repeat."""
+    captures = []
+
+    def fake_capture(fn, *static_args, warmup=3):
+        for _ in range(warmup):
+            fn(*static_args)
+        out = fn(*static_args)  # on a GPU the capture does not execute: harmless here (same position)
+        captures.append([a.data_ptr() for a in static_args])
+        return (lambda: out.copy_(fn(*static_args))), out
+
+    monkeypatch.setattr(dec, "capture_cuda_graph", fake_capture)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    ids = prompt(2, 6, 5)
+    expected = hf_greedy(llama, ids, 9)
+    decoder = dec.StaticDecoder(llama, 2, 6 + 9, compile_mode="cuda-graph")
+    assert torch.equal(decoder.generate(ids, 9), expected)
+    assert torch.equal(decoder.generate(ids, 9), expected)  # the same graph, the cache reset
+    assert len(captures) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        dec.StaticDecoder(llama, 1, 8, compile_mode="cuda-graph")
+    with pytest.raises(ValueError, match="compile mode"):
+        dec.compile_step(len, "cuda-graph")  # not a torch.compile mode
+
+
 @pytest.mark.slow
 def test_step_traces_as_one_graph_without_recompiles(llama, monkeypatch) -> None:
     """The real dynamo trace of the step (fullgraph: no graph break) with an eager backend that
@@ -218,6 +247,10 @@ def test_decode_mode_defaults_keep_the_existing_task() -> None:
         assert (g["decode_mode"], g["decode_compile"], g["memory_bandwidth_gb_s"]) == ("dynamic", "none", None)
     static = _static_task()
     assert _grid(static, "cuda")["decode_compile"] == "reduce-overhead"
+    graph = get_task("llm-latency-cudagraph")
+    assert (_grid(graph, "cuda")["decode_mode"], _grid(graph, "cuda")["decode_compile"]) == ("static", "cuda-graph")
+    with pytest.raises(TaskDefinitionError, match="no latency grid"):
+        _grid(graph, "cpu")
     assert (_grid(static, "cpu")["decode_mode"], _grid(static, "cpu")["decode_compile"]) == ("static", "none")
 
 
@@ -241,6 +274,7 @@ def _with_grid(task, device: str, **changes):
     ({"decode_compile": "max-autotune"}, "decode.compile"),
     ({"decode_compile": "default", "warmup": 0}, "warmup"),
     ({"memory_bandwidth_gb_s": -1}, "memory_bandwidth_gb_s"),
+    ({"decode_compile": "cuda-graph"}, "decode.compile"),  # a CPU grid
 ])
 def test_bad_decode_settings_name_the_field(changes, field) -> None:
     from harness.llm.latency_task import _grid

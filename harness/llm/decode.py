@@ -42,7 +42,9 @@ from typing import Any
 import torch
 from torch import nn
 
-COMPILE_MODES = ("none", "default", "reduce-overhead")
+# none: eager; default / reduce-overhead: torch.compile modes (reduce-overhead: Inductor + CUDA graphs);
+# cuda-graph: the eager step captured as one torch.cuda.CUDAGraph (no compilation; CUDA only)
+COMPILE_MODES = ("none", "default", "reduce-overhead", "cuda-graph")
 
 # Peak memory bandwidth (bytes/s) by GPU, from NVIDIA's datasheets:
 # - H100: "NVIDIA H100 Tensor Core GPU" datasheet: H100 SXM 3.35 TB/s, H100 NVL 3.9 TB/s,
@@ -202,11 +204,28 @@ def make_static_cache(model: nn.Module, batch_size: int, max_cache_len: int) -> 
 def compile_step(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
     """``fn`` compiled with ``torch.compile`` in ``mode`` (``none``: unchanged). ``fullgraph=True``:
     a graph break would silently leave Python in the step, so it is an error instead."""
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"compile mode {mode!r} is not one of {', '.join(COMPILE_MODES)}")
+    if mode not in COMPILE_MODES or mode == "cuda-graph":
+        raise ValueError(f"compile mode {mode!r} is not one of {', '.join(COMPILE_MODES[:3])}")
     if mode == "none":
         return fn
     return torch.compile(fn, mode=mode, fullgraph=True)
+
+
+def capture_cuda_graph(fn: Callable[..., torch.Tensor], *static_args: torch.Tensor,
+                       warmup: int = 3) -> tuple[Callable[[], None], torch.Tensor]:
+    """``fn(*static_args)`` captured as a CUDA graph, after ``warmup`` eager calls on a side stream
+    (PyTorch's recipe: torch.cuda.graphs). Returns (replay, the output tensor replay refills); to
+    run it on new inputs, copy them into ``static_args`` first."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn(*static_args)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn(*static_args)
+    return graph.replay, out
 
 
 def compile_counters() -> dict[str, int]:
@@ -247,7 +266,13 @@ class StaticDecoder:
         self._logits_to_keep = "logits_to_keep" in params
         self.device = next(model.parameters()).device
         self._prompt_len = 0
-        self.step = compile_step(self._step, compile_mode)
+        self._graph: tuple[Callable[[], None], torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        if compile_mode == "cuda-graph":
+            if not torch.cuda.is_available():
+                raise ValueError("compile mode 'cuda-graph' needs a CUDA GPU")
+            self.step = self._graph_step
+        else:
+            self.step = compile_step(self._step, compile_mode)
 
     def _kwargs(self, positions: torch.Tensor) -> dict[str, Any]:
         kw: dict[str, Any] = {self._cache_kw: self.cache, "position_ids": positions.unsqueeze(0), "use_cache": True}
@@ -259,6 +284,26 @@ class StaticDecoder:
         """One fixed-shape step: token ``[batch, 1]`` at ``position`` ``[1]`` -> greedy next token."""
         logits = self.model(input_ids=token, **self._kwargs(position)).logits
         return logits[:, -1, :].argmax(dim=-1, keepdim=True)
+
+    def _graph_step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """The step replayed from a CUDA graph captured at its first call (after a prefill, so the
+        cache is allocated). The capture's warm-up calls write the cache at the current position
+        (overwritten by the real step) and, in transformers 5, advance each layer's position
+        counter, which is put back; replays advance it in the graph."""
+        if self._graph is None:
+            tok, pos = token.clone(), position.clone()
+            lengths = (getattr(layer, "cumulative_length", None) for layer in getattr(self.cache, "layers", []))
+            counters = [t for t in lengths if isinstance(t, torch.Tensor)]
+            saved = [t.clone() for t in counters]
+            replay, out = capture_cuda_graph(self._step, tok, pos)
+            for t, v in zip(counters, saved):
+                t.copy_(v)
+            self._graph = (replay, tok, pos, out)
+        replay, tok, pos, out = self._graph
+        tok.copy_(token)
+        pos.copy_(position)
+        replay()
+        return out
 
     @torch.no_grad()
     def prefill(self, prompt_ids: torch.Tensor) -> torch.Tensor:

@@ -82,7 +82,7 @@ class DecodeGrid(Protocol):
     # static: StaticCache + fixed-shape step, compiled (CUDA graphs) per `compile` (harness.llm.decode)
     mode: Literal["dynamic", "static"] = "dynamic"
     # static mode only; unset: reduce-overhead on CUDA, none (uncompiled) on a CPU
-    compile: Literal["none", "default", "reduce-overhead"] | None = None
+    compile: Literal["none", "default", "reduce-overhead", "cuda-graph"] | None = None
 
 
 class LatencyGrid(Protocol):
@@ -166,6 +166,9 @@ def _grid(task: Task, device: str) -> dict[str, Any]:
     if comp not in COMPILE_MODES:
         raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.decode.compile': {comp!r} is not one of "
                                   f"{', '.join(COMPILE_MODES)}")
+    if comp == "cuda-graph" and dtype != "cuda":
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.decode.compile': cuda-graph needs "
+                                  "a CUDA GPU")
     if comp != "none" and out["warmup"] < 1:
         raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.warmup': a compiled decode step needs "
                                   "warmup >= 1 (compilation and graph capture happen in the warm-up calls)")
@@ -212,7 +215,8 @@ def _measure(model: torch.nn.Module, grid: dict[str, Any], device: str, seed: in
         run, setup = decode_fn(model, n), decode_setup(model, prompt)
     durations = timer.measure(run, warmup=grid["warmup"], repeats=grid["decode_repeats"], setup=setup)
     # compiled step: graphs compiled (1 when shapes are static) and CUDA-graph skips (0 expected)
-    compiled = counters_since(before) if decoder is not None and decoder.compile_mode != "none" else None
+    compiled = (counters_since(before) if decoder is not None and decoder.compile_mode in ("default", "reduce-overhead")
+                else None)
     stats = summarize(durations)
     tokens_per_s = b * n / (stats["p50"] / 1e3)
     cells[f"decode/b{b}/p{p}/n{n}"] = {
