@@ -12,7 +12,8 @@ preallocated KV cache and the per-token step captured as a CUDA graph.
 token is then one call of a fixed-shape step (one token id ``[batch, 1]``, one position ``[1]``)
 that returns the greedy argmax. On CUDA the step is compiled with
 ``torch.compile(mode="reduce-overhead", fullgraph=True)`` (Inductor kernels replayed as CUDA
-graphs); on a CPU it runs uncompiled unless asked (``compile: default``). The cache object and its
+graphs); on a CPU it runs uncompiled unless asked (``compile: default``). ``compile: cuda-graph``
+captures the eager step as one ``torch.cuda.CUDAGraph`` instead (no compilation, no fusion). The cache object and its
 tensors are the same for every repeat (``cache.reset()`` between repeats), so captured graphs stay
 valid. The tokens are those of ``model.generate(do_sample=False)`` (tested on a tiny Llama).
 :func:`compile_counters` lets the result say whether the step compiled once and ran as CUDA graphs.
