@@ -175,6 +175,12 @@ def prefill_fn(model: nn.Module, input_ids: torch.Tensor) -> Callable[[], Any]:
     return run
 
 
+def returned_cache(out: Any) -> Any:
+    """The KV cache a forward returned: ``out.cache`` (transformers 5) or ``out.past_key_values``."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def decode_setup(model: nn.Module, prompt_ids: torch.Tensor) -> Callable[[], tuple[Any, torch.Tensor]]:
     """Untimed part of a decode measurement: prefill the prompt into a fresh KV cache and pick the
     first new token greedily. Returns a callable giving (cache, next token ids [batch, 1])."""
@@ -185,22 +191,26 @@ def decode_setup(model: nn.Module, prompt_ids: torch.Tensor) -> Callable[[], tup
     @torch.inference_mode()
     def setup() -> tuple[Any, torch.Tensor]:
         out = model(input_ids=prompt_ids, **kwargs)
-        return out.past_key_values, out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+        return returned_cache(out), out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
 
     return setup
 
 
 def decode_fn(model: nn.Module, new_tokens: int) -> Callable[[tuple[Any, torch.Tensor]], torch.Tensor]:
     """Timed part of a decode measurement: ``new_tokens`` greedy steps of one token each with the
-    KV cache (``model(next, past_key_values=cache, use_cache=True)``); returns the tokens."""
+    KV cache (``model(next, cache=cache, use_cache=True)``; ``past_key_values=`` before
+    transformers 5); returns the tokens."""
+    from harness.llm.decode import cache_keyword
+
+    kw = cache_keyword(model)
 
     @torch.inference_mode()
     def run(state: tuple[Any, torch.Tensor]) -> torch.Tensor:
         cache, nxt = state
         produced = []
         for _ in range(new_tokens):
-            out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
+            out = model(input_ids=nxt, use_cache=True, **{kw: cache})
+            cache = returned_cache(out)
             nxt = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
             produced.append(nxt)
         return torch.cat(produced, dim=1)

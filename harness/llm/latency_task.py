@@ -12,6 +12,14 @@ linears are switched to ``torch.sparse.to_sparse_semi_structured`` weights and t
 metrics are the 2:4 figures; the dense ones and the measured ratios go to ``efficiency``). That
 needs a CUDA GPU and fp16/bf16 weights; elsewhere the task fails with the reason instead of
 reporting numbers it did not measure.
+
+Decode modes (``grids.<device>.decode.mode``): ``dynamic`` (the default) is an eager forward per
+token with the model's growing KV cache (:func:`harness.llm.latency.decode_fn`); ``static`` is the
+gpt-fast style loop of :mod:`harness.llm.decode` (StaticCache, fixed-shape step compiled with
+``torch.compile(mode="reduce-overhead")`` on CUDA per ``decode.compile``). Either way the decode
+cell carries ``bandwidth_bound``: the memory-bandwidth bound of that figure from the weight and
+KV-cache bytes a step reads and the GPU's datasheet bandwidth (or ``grids.<device>.
+memory_bandwidth_gb_s``), and the achieved percentage; absent (None) where the bandwidth is unknown.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ def to_semi_structured(model: torch.nn.Module, linears: dict[str, torch.nn.Linea
     return convert(model, linears)
 
 SPARSE_KERNELS = ("none", "semi_structured")
+DECODE_MODES = ("dynamic", "static")
 METRICS = ("prefill_tokens_per_s", "prefill_ms_p50", "decode_tokens_per_s", "peak_memory_mb")
 
 _Pos = Annotated[int, Field(ge=1)]
@@ -69,6 +78,11 @@ class DecodeGrid(Protocol):
     batch_size: _Ints
     prompt_len: _Ints
     new_tokens: _Ints
+    # dynamic (default): eager forward per token with the model's growing KV cache;
+    # static: StaticCache + fixed-shape step, compiled (CUDA graphs) per `compile` (harness.llm.decode)
+    mode: Literal["dynamic", "static"] = "dynamic"
+    # static mode only; unset: reduce-overhead on CUDA, none (uncompiled) on a CPU
+    compile: Literal["none", "default", "reduce-overhead", "cuda-graph"] | None = None
 
 
 class LatencyGrid(Protocol):
@@ -78,6 +92,9 @@ class LatencyGrid(Protocol):
     repeats: _Ints
     decode_repeats: _Ints
     threads: _Ints | None = None  # pin the intra-op thread count (CPU); unset: the process's
+    # the device's memory bandwidth (GB/s) for the decode bound; unset: NVIDIA's datasheet figure
+    # for a listed GPU (harness.llm.decode.MEMORY_BANDWIDTH), else no bound is reported
+    memory_bandwidth_gb_s: Annotated[float, Field(gt=0)] | None = None
 
 
 class LatencyProtocol(Protocol):
@@ -135,11 +152,37 @@ def _grid(task: Task, device: str) -> dict[str, Any]:
         raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}': missing {exc}") from None
     # optional: pin the intra-op thread count (CPU); unset = the process's setting, recorded either way
     out["threads"] = ints("threads", g["threads"])[0] if g.get("threads") is not None else None
+    mode = decode.get("mode", "dynamic")
+    if mode not in DECODE_MODES:
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.decode.mode': {mode!r} is not one of "
+                                  f"{', '.join(DECODE_MODES)}")
+    from harness.llm.decode import COMPILE_MODES
+
+    comp = decode.get("compile")
+    if comp is not None and mode != "static":
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.decode.compile': only for mode: static")
+    if comp is None:
+        comp = "reduce-overhead" if (mode == "static" and dtype == "cuda") else "none"
+    if comp not in COMPILE_MODES:
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.decode.compile': {comp!r} is not one of "
+                                  f"{', '.join(COMPILE_MODES)}")
+    if comp == "cuda-graph" and dtype != "cuda":
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.decode.compile': cuda-graph needs "
+                                  "a CUDA GPU")
+    if comp != "none" and out["warmup"] < 1:
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.warmup': a compiled decode step needs "
+                                  "warmup >= 1 (compilation and graph capture happen in the warm-up calls)")
+    out["decode_mode"], out["decode_compile"] = mode, comp
+    bw = g.get("memory_bandwidth_gb_s")
+    if bw is not None and (isinstance(bw, bool) or not isinstance(bw, (int, float)) or bw <= 0):
+        raise TaskDefinitionError(f"{where}: field 'protocol.grids.{dtype}.memory_bandwidth_gb_s': a positive "
+                                  "number (GB/s) expected")
+    out["memory_bandwidth_gb_s"] = bw
     return out
 
 
 def _measure(model: torch.nn.Module, grid: dict[str, Any], device: str, seed: int, vocab: int,
-             progress: bool) -> dict[str, dict[str, Any]]:
+             progress: bool, bandwidth: tuple[float | None, str] = (None, "")) -> dict[str, dict[str, Any]]:
     """Every prefill cell and the decode measurement: item name -> {config, durations, stats}."""
     from tqdm.auto import tqdm
 
@@ -161,17 +204,44 @@ def _measure(model: torch.nn.Module, grid: dict[str, Any], device: str, seed: in
         bar.update(1)
     b, p, n = grid["decode_batch_size"], grid["decode_prompt_len"], grid["decode_new_tokens"]
     prompt = random_input_ids(vocab, b, p, seed + 1, device)
-    durations = timer.measure(decode_fn(model, n), warmup=grid["warmup"], repeats=grid["decode_repeats"],
-                              setup=decode_setup(model, prompt))
+    if grid.get("decode_mode", "dynamic") == "static":
+        from harness.llm.decode import StaticDecoder, compile_counters, counters_since
+
+        before = compile_counters()
+        decoder = StaticDecoder(model, b, p + n, compile_mode=grid["decode_compile"])
+        run, setup = decoder.decode_fn(n), decoder.setup_fn(prompt)
+    else:
+        decoder = None
+        run, setup = decode_fn(model, n), decode_setup(model, prompt)
+    durations = timer.measure(run, warmup=grid["warmup"], repeats=grid["decode_repeats"], setup=setup)
+    # compiled step: graphs compiled (1 when shapes are static) and CUDA-graph skips (0 expected)
+    compiled = (counters_since(before) if decoder is not None and decoder.compile_mode in ("default", "reduce-overhead")
+                else None)
     stats = summarize(durations)
+    tokens_per_s = b * n / (stats["p50"] / 1e3)
     cells[f"decode/b{b}/p{p}/n{n}"] = {
         "phase": "decode", "batch_size": b, "prompt_len": p, "new_tokens": n, "tokens": b * n,
+        "decode_mode": grid.get("decode_mode", "dynamic"), "compile": grid.get("decode_compile", "none"),
+        **({"compile_counters": compiled} if compiled is not None else {}),
         "durations_ms": [d / 1e6 for d in durations], "stats_ms": stats,
-        "tokens_per_s_p50": b * n / (stats["p50"] / 1e3),
+        "tokens_per_s_p50": tokens_per_s,
+        "bandwidth_bound": _decode_bound(model, decoder.cache if decoder is not None else setup()[0],
+                                         b, p, n, tokens_per_s, bandwidth),
     }
     bar.update(1)
     bar.close()
     return cells
+
+
+def _decode_bound(model: torch.nn.Module, cache: Any, b: int, p: int, n: int, tokens_per_s: float,
+                  bandwidth: tuple[float | None, str]) -> dict[str, Any]:
+    """The memory-bandwidth bound beside a decode figure (harness.llm.decode.bandwidth_bound); the
+    KV bytes per position are read off the cache the decode filled (dynamic: a fresh prefill)."""
+    from harness.llm.decode import bandwidth_bound, kv_bytes_per_position, weight_bytes_per_step
+
+    return bandwidth_bound(weight_bytes=weight_bytes_per_step(model, b), kv_bytes_per_pos=kv_bytes_per_position(cache),
+                           batch_size=b, prompt_len=p, new_tokens=n, achieved_tokens_per_s=tokens_per_s,
+                           bandwidth_bytes_per_s=bandwidth[0], bandwidth_source=bandwidth[1])
 
 
 def _metrics(cells: dict[str, dict[str, Any]], grid: dict[str, Any], peak: PeakMemory) -> dict[str, Metric]:
@@ -236,18 +306,21 @@ def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
         torch.set_num_threads(grid["threads"])
     env = _environment(device, model)
     efficiency: dict[str, Any] = {"environment": env, "sparse_kernels": sparse}
+    from harness.llm.decode import memory_bandwidth
+
+    bandwidth = memory_bandwidth(device_type(device), env["device_name"], grid["memory_bandwidth_gb_s"])
 
     dense_cells = None
     restore: dict[str, torch.nn.Parameter] = {}
     if sparse == "semi_structured":
-        dense_cells = _measure(model, grid, device, ctx.seed, vocab, ctx.progress)
+        dense_cells = _measure(model, grid, device, ctx.seed, vocab, ctx.progress, bandwidth)
         linears = prunable_linears(model)
         restore = {name: lin.weight for name, lin in linears.items()}
         efficiency["semi_structured"] = to_semi_structured(model, linears)
 
     try:
         with PeakMemory(device) as peak:
-            cells = _measure(model, grid, device, ctx.seed, vocab, ctx.progress)
+            cells = _measure(model, grid, device, ctx.seed, vocab, ctx.progress, bandwidth)
     finally:
         for name, lin in prunable_linears(model).items():  # back to dense weights for later tasks
             if name in restore:
@@ -257,6 +330,13 @@ def evaluate_latency(task: Task, ctx: RunContext) -> EvalOutput:
 
     efficiency["peak_memory"] = peak.to_dict()
     efficiency["cells"] = {k: {kk: vv for kk, vv in v.items() if kk != "durations_ms"} for k, v in cells.items()}
+    dec = next(c for c in cells.values() if c["phase"] == "decode")
+    efficiency["decode"] = {"mode": dec["decode_mode"], "compile": dec["compile"],
+                            "compile_counters": dec.get("compile_counters"),
+                            "tokens_per_s_p50": dec["tokens_per_s_p50"],
+                            "bound_tokens_per_s": dec["bandwidth_bound"]["bound_tokens_per_s"],
+                            "pct_of_bound": dec["bandwidth_bound"]["pct_of_bound"],
+                            "bandwidth_source": dec["bandwidth_bound"]["bandwidth_source"]}
     items = [{"item": k, "execution": "semi_structured" if dense_cells else "dense", **v} for k, v in cells.items()]
     if dense_cells is not None:
         efficiency["dense_cells"] = {k: {kk: vv for kk, vv in v.items() if kk != "durations_ms"}
@@ -286,5 +366,6 @@ KIND = TaskKind(
     protocol=LatencyProtocol,
     metric_error=fixed_metrics(*METRICS),
     run_protocol=device_and_dtype,  # figures depend on the machine: device and dtype are protocol
-    description="prefill latency, decode throughput and peak memory of the (pruned) model",
+    description="prefill latency, decode throughput (dynamic or static KV cache, beside its memory-bandwidth bound) "
+                "and peak memory of the (pruned) model",
 )
