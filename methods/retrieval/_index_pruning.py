@@ -110,16 +110,26 @@ def write_inverted(path: Path, inv: InvertedFiles) -> None:
         fs.write(np.concatenate([[len(inv.sizes)], inv.sizes]).astype(np.uint32).tobytes())
 
 
-def index_size(path: Path) -> dict[str, Any]:
+FORWARD_FILES = ("fwd", "fwd.urls")  # PISA's forward index: built by indexing, never read by a query
+
+
+def index_size(path: Path | str, stops: str = "none", stemmer: str = "porter2") -> dict[str, Any]:
     """Bytes on disk and postings of a PISA index (call after a retriever was created on it, which
-    compresses the index and builds its WAND data)."""
-    files = [p for p in Path(path).iterdir() if p.is_file()]
-    query_time = [p for p in files if p.name.startswith("bm25.")]  # compressed index + WAND data
-    docs = np.fromfile(Path(path) / "inv.docs", dtype=np.uint32)
-    postings = sum(len(s) for s in _sequences(docs, 2))
+    compresses the index and builds its WAND data). ``bytes_query_structures``: the compressed
+    index and its WAND data (what a query reads); ``bytes_index``: every file but the forward
+    index; ``postings_queryable``: postings of terms not on the query-time stop list."""
+    path = Path(path)
+    files = [p for p in path.iterdir() if p.is_file() and p.name not in FORWARD_FILES]
+    query_time = [p for p in files if p.name.startswith("bm25.")]
+    docs = np.fromfile(path / "inv.docs", dtype=np.uint32)
+    lists = _sequences(docs, 2)
+    terms = [t for t in (path / "fwd.terms").read_text().split("\n") if t]
+    stop = stop_term_ids(terms, stops, stemmer)
     return {"bytes_query_structures": int(sum(p.stat().st_size for p in query_time)),
-            "bytes_directory": int(sum(p.stat().st_size for p in files)),
-            "postings": int(postings), "documents": int(docs[1]) if len(docs) > 1 else 0}
+            "bytes_index": int(sum(p.stat().st_size for p in files)),
+            "postings": int(sum(len(s) for s in lists)),
+            "postings_queryable": int(sum(len(s) for i, s in enumerate(lists) if i not in stop)),
+            "documents": int(docs[1]) if len(docs) > 1 else 0}
 
 
 def stop_term_ids(terms: list[str], stops: str, stemmer: str) -> set[int]:
@@ -197,6 +207,3 @@ def make_compared(pruned: Any, unpruned: Any, stats: dict[str, Any]) -> Any:
     return ComparedTransformer()
 
 
-def unpruned_stats(base: PisaBM25) -> dict[str, Any]:
-    path = Path(base.stats["index_path"])
-    return index_size(path)

@@ -159,6 +159,6 @@ class PostingsPruning(RetrievalMethod):
         pruned = open_retriever(self._pruned_path, self.params, self.num_results)
         self._base.set_depth(self.num_results)
         unpruned = self._base.transformer()
-        self.stats["index_size"] = index_size(self._pruned_path)
-        self.stats["unpruned_index_size"] = index_size(Path(self._base.stats["index_path"]))
+        self.stats["index_size"] = index_size(self._pruned_path, self.params.stops, self.params.stemmer)
+        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], self.params.stops, self.params.stemmer)
         return make_compared(pruned, unpruned, self.stats)

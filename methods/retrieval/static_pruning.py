@@ -208,8 +208,8 @@ class StaticPruning(RetrievalMethod):
         pruned = open_retriever(self._pruned_path, self.params, self.num_results)
         self._base.set_depth(self.num_results)
         unpruned = self._base.transformer()
-        self.stats["index_size"] = index_size(self._pruned_path)
-        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"])
-        self.stats["postings_removed_fraction"] = 1 - self.stats["index_size"]["postings"] / max(
-            1, self.stats["unpruned_index_size"]["postings"])
+        self.stats["index_size"] = index_size(self._pruned_path, self.params.stops, self.params.stemmer)
+        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], self.params.stops, self.params.stemmer)
+        self.stats["postings_removed_fraction"] = 1 - self.stats["index_size"]["postings_queryable"] / max(
+            1, self.stats["unpruned_index_size"]["postings_queryable"])
         return make_compared(pruned, unpruned, self.stats)
