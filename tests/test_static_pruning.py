@@ -154,3 +154,31 @@ def test_fraction_outside_open_unit_interval_is_refused(method, fraction):
 def test_unknown_score_is_refused():
     with pytest.raises(ParamError, match="score"):
         instantiate("static-pruning", {"score": "pagerank"})
+
+
+# ---------------------------------------------------------------- model-based scores (embedded models)
+
+
+@pytest.mark.slow
+def test_perplexity_score_ranks_gibberish_below_prose():
+    from methods.retrieval.static_pruning import perplexity_scores
+
+    texts = ["The experiment measured the pressure distribution over the wing at several speeds.",
+             "zq xv wib ploo fnarg 77 qq zzt vorp jinx blarg"]
+    scores, calls = perplexity_scores(texts, max_tokens=32, batch_size=2, device="cpu", progress=False)
+    assert calls == 1 and scores[0] > scores[1]  # minus the perplexity: higher is better
+    assert docs_to_remove(scores, ["a", "b"], 0.5).tolist() == [1]
+
+
+@pytest.mark.slow
+def test_quality_proxy_ranks_the_off_topic_document_lowest():
+    from methods.retrieval.static_pruning import quality_scores
+
+    docs = [Document(f"d{i}", t) for i, t in enumerate([
+        "boundary layer transition on a flat plate at supersonic speed",
+        "heat transfer in the laminar boundary layer of a cone",
+        "pressure distribution over a swept wing in supersonic flow",
+        "my favourite chocolate cake recipe with three eggs"])]
+    corpus = Corpus("toy-q", hashlib.sha256(b"toy-q").hexdigest(), docs)
+    scores, _, _ = quality_scores(corpus, batch_size=4, device="cpu")
+    assert int(np.argmin(scores)) == 3

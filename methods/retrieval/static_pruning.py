@@ -70,8 +70,8 @@ def docs_to_remove(scores: np.ndarray, docnos: list[str], fraction: float) -> np
 def perplexity_scores(texts: list[str], max_tokens: int, batch_size: int, device: str,
                       progress: bool = True) -> tuple[np.ndarray, int]:
     """Per document: minus its perplexity (exp of the mean next-token NLL) under SmolLM2-135M over its
-    first ``max_tokens`` tokens (BOS prepended when the tokenizer has one). Returns (scores, model
-    calls)."""
+    first ``max_tokens`` tokens (BOS prepended when the tokenizer has one); a document of fewer than
+    two tokens gets the vocabulary size (a uniform guess). Returns (scores, model calls)."""
     import torch
 
     from harness.llm.models import load_model
@@ -96,7 +96,10 @@ def perplexity_scores(texts: list[str], max_tokens: int, batch_size: int, device
         nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
         m = mask[:, 1:].float()
         mean = (nll * m).sum(1) / m.sum(1).clamp(min=1.0)
-        out[batch] = -torch.exp(mean).numpy()  # an empty document: perplexity 1
+        out[batch] = -torch.exp(mean).numpy()
+    # a document without a token to predict: the perplexity of a uniform guess over the vocabulary
+    empty = np.array([len(i) - len(bos) < 2 for i in ids], dtype=bool)
+    out[empty] = -float(len(tok))
     return out, calls
 
 
@@ -208,8 +211,9 @@ class StaticPruning(RetrievalMethod):
         pruned = open_retriever(self._pruned_path, self.params, self.num_results)
         self._base.set_depth(self.num_results)
         unpruned = self._base.transformer()
-        self.stats["index_size"] = index_size(self._pruned_path, self.params.stops, self.params.stemmer)
-        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], self.params.stops, self.params.stemmer)
+        p = self.params
+        self.stats["index_size"] = index_size(self._pruned_path, p.stops, p.stemmer)
+        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], p.stops, p.stemmer)
         self.stats["postings_removed_fraction"] = 1 - self.stats["index_size"]["postings_queryable"] / max(
             1, self.stats["unpruned_index_size"]["postings_queryable"])
         return make_compared(pruned, unpruned, self.stats)
