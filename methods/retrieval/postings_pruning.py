@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +85,9 @@ def plan_pruning(inv: InvertedFiles, fraction: float, k: int, k1: float, b: floa
     pp = np.concatenate(pos) if pos else np.zeros(0, dtype=np.int64)
     n_remove = removal_count(fraction, queryable)
     if n_remove > len(r):
+        share = len(r) / max(1, queryable)
         raise HarnessError(f"postings-pruning: fraction={fraction} would remove {n_remove} postings, but the "
-                           f"top-{k} rule can remove at most {len(r)} of {queryable} ({len(r) / max(1, queryable):.3f}); "
+                           f"top-{k} rule can remove at most {len(r)} of {queryable} ({share:.3f}); "
                            "lower the fraction or k")
     docid_of = np.array([inv.docids[t][p] for t, p in zip(tt, pp)], dtype=np.int64) if len(tt) else tt
     order = np.lexsort((docid_of, tt, r))
@@ -144,13 +146,11 @@ class PostingsPruning(RetrievalMethod):
                             "epsilon_effective": plan.epsilon, "postings_removable_max": plan.max_removable})
 
         build_dir_atomically(final, build, {"corpus": corpus.id, "corpus_digest": corpus.digest, "figures": figures})
-        import json
-
         meta = json.loads((final / "harness_meta.json").read_text())
         figures = meta.get("figures") or figures
         self._pruned_path = final
-        self.stats.update({"index_path": str(final), "documents": len(corpus), "rule": f"top-{p.k} epsilon (Carmel 2001)",
-                           **figures,
+        self.stats.update({"index_path": str(final), "documents": len(corpus),
+                           "rule": f"top-{p.k} epsilon (Carmel 2001)", **figures,
                            "fraction_removed": figures["postings_removed"] / max(1, figures["postings_queryable"])})
 
     def transformer(self) -> Any:
@@ -159,6 +159,7 @@ class PostingsPruning(RetrievalMethod):
         pruned = open_retriever(self._pruned_path, self.params, self.num_results)
         self._base.set_depth(self.num_results)
         unpruned = self._base.transformer()
-        self.stats["index_size"] = index_size(self._pruned_path, self.params.stops, self.params.stemmer)
-        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], self.params.stops, self.params.stemmer)
+        p = self.params
+        self.stats["index_size"] = index_size(self._pruned_path, p.stops, p.stemmer)
+        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], p.stops, p.stemmer)
         return make_compared(pruned, unpruned, self.stats)
