@@ -142,9 +142,9 @@ class StaticPruning(RetrievalMethod):
     estimator, a cheap offline proxy: the cosine between the document's all-MiniLM-L6-v2 embedding
     and the corpus centroid (documents far from what the collection is about go first).
     The statistics of IDF and average length are those of the kept documents. Stored with the
-    result: index size (bytes of the compressed index and its WAND data, of the whole directory,
-    postings) of the pruned and the unpruned index, documents removed, and per-query latency on
-    both, interleaved on the same queries in the same run.
+    result: index size (bytes of the compressed index and its WAND data, of every file but the
+    forward index; postings) of the pruned and the unpruned index, documents removed, and
+    per-query latency on both, interleaved on the same queries in the same run.
     """
 
     def __init__(self, params: StaticPruningParams):
