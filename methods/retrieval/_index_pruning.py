@@ -28,6 +28,7 @@ from methods.retrieval.bm25 import PisaBM25, PisaBM25Params, QueryAlgorithm, _pi
 from methods.retrieval._common import silenced
 
 LATENCY_WARMUP = 3
+LATENCY_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -162,28 +163,35 @@ def unpruned_baseline(corpus: Any, p: PruningBM25Params) -> PisaBM25:
 # --------------------------------------------------------------------------------- latency
 
 
-def compare_latency(pruned: Any, unpruned: Any, topics: pd.DataFrame, warmup: int = LATENCY_WARMUP) -> dict[str, Any]:
+def compare_latency(pruned: Any, unpruned: Any, topics: pd.DataFrame, warmup: int = LATENCY_WARMUP,
+                    rounds: int = LATENCY_ROUNDS) -> dict[str, Any]:
     """Every query timed alone on both indexes, interleaved (odd queries run the unpruned index
-    first), single-threaded, after ``warmup`` untimed queries on each; summaries in ms."""
+    first), single-threaded, after ``warmup`` untimed queries on each, in ``rounds`` rounds; a
+    query's latency on an index is its fastest round (the shared machine's load only ever adds
+    time). Summaries in ms over the queries."""
     rows = [topics.iloc[i : i + 1].reset_index(drop=True) for i in range(len(topics))]
-    t_pruned, t_unpruned = [], []
+    if not rows:
+        return {}
+    t_pruned = np.full((rounds, len(rows)), np.inf)
+    t_unpruned = np.full((rounds, len(rows)), np.inf)
     with single_thread():
         for r in rows[:warmup]:
             pruned(r)
             unpruned(r)
-        for i, r in enumerate(rows):
-            order = ((pruned, t_pruned), (unpruned, t_unpruned))
-            for fn, out in (order if i % 2 == 0 else order[::-1]):
-                t0 = time.perf_counter()
-                fn(r)
-                out.append(time.perf_counter() - t0)
-    if not rows:
-        return {}
-    lp, lu = latency_stats(t_pruned), latency_stats(t_unpruned)
+        for k in range(rounds):
+            for i, r in enumerate(rows):
+                order = ((pruned, t_pruned), (unpruned, t_unpruned))
+                for fn, out in (order if (i + k) % 2 == 0 else order[::-1]):
+                    t0 = time.perf_counter()
+                    fn(r)
+                    out[k, i] = time.perf_counter() - t0
+    lp, lu = latency_stats(t_pruned.min(axis=0)), latency_stats(t_unpruned.min(axis=0))
     return {"pruned": lp, "unpruned": lu, "p50_ratio": lp["p50"] / lu["p50"] if lu["p50"] else None,
-            "mean_ratio": lp["mean"] / lu["mean"] if lu["mean"] else None, "warmup_queries": min(warmup, len(rows)),
+            "mean_ratio": lp["mean"] / lu["mean"] if lu["mean"] else None,
+            "warmup_queries": min(warmup, len(rows)), "rounds": rounds,
             "what": "wall time of one query alone on the pruned and on the unpruned PISA index (same engine, "
-                    "settings and queries), interleaved query by query, in this run's retrieval pass"}
+                    "settings and queries), interleaved query by query, fastest of the rounds per query, "
+                    "in this run's retrieval pass"}
 
 
 def make_compared(pruned: Any, unpruned: Any, stats: dict[str, Any]) -> Any:
