@@ -60,6 +60,24 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def result_json(obj: Any, width: int = 200, indent: int = 2, _level: int = 0) -> str:
+    """A result's stored text: indented JSON, with each object or array that fits in ``width``
+    characters (a layer's figures, a metric) on one line. Readable and diffable, and about a
+    quarter smaller than plain ``indent=2`` on results with per-layer figures. Whitespace only:
+    the body digest (canonical JSON) is the same either way."""
+    one = json.dumps(obj, ensure_ascii=False, default=str)
+    pad = " " * (indent * _level)
+    if not isinstance(obj, (dict, list)) or not obj or len(one) + len(pad) <= width:
+        return one
+    inner = " " * (indent * (_level + 1))
+    if isinstance(obj, dict):
+        parts = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {result_json(v, width, indent, _level + 1)}"
+                 for k, v in obj.items()]
+        return "{\n" + ",\n".join(parts) + "\n" + pad + "}"
+    parts = [inner + result_json(v, width, indent, _level + 1) for v in obj]
+    return "[\n" + ",\n".join(parts) + "\n" + pad + "]"
+
+
 def run_digest(
     method: str, params: dict[str, Any], model: str | None, task_id: str, task_version: int, protocol: dict[str, Any],
     *, task_definition: str | None = None, method_version: int | None = None, model_digest: str | None = None,
@@ -723,7 +741,7 @@ class ResultStore:
             atomic_write_bytes(path.parent / doc["items"]["file"], blob)
         for name, (_fmt, data) in (artifacts or {}).items():
             self.put_blob(data, arts[name]["sha256"])
-        atomic_write_bytes(path, (json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n").encode())
+        atomic_write_bytes(path, (result_json(doc) + "\n").encode())
         return path
 
     def put_blob(self, data: bytes, sha: str) -> Path:

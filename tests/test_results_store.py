@@ -169,3 +169,17 @@ def test_unwritable_results_dir_fails_before_work(tmp_path):
 
     with pytest.raises(HarnessError, match="not writable"):
         ResultStore(blocker / "results").check_writable()
+
+
+def test_the_stored_layout_keeps_short_objects_on_one_line_and_changes_no_value():
+    from harness.results import body_digest, result_json
+
+    doc = {"run_id": "r", "layers": [{"name": f"layers.{i}.q_proj", "shape": [576, 576], "measured_sparsity": 0.5}
+                                     for i in range(3)],
+           "metrics": {"ppl": {"value": 42.26127448170821, "n": 8}}, "note": "ü", "empty": {}, "none": None}
+    text = result_json(doc, width=80)
+    assert json.loads(text) == doc and body_digest(json.loads(text)) == body_digest(doc)
+    lines = text.splitlines()
+    assert '    {"name": "layers.0.q_proj", "shape": [576, 576], "measured_sparsity": 0.5},' in lines
+    assert all(len(line) <= 80 for line in lines if line.strip().startswith("{\"name\""))
+    assert result_json(doc, width=10_000) == json.dumps(doc, ensure_ascii=False)  # everything fits: one line
