@@ -120,6 +120,9 @@ class SetupOutput:
     model: Any | None = None
     timings: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(STAGE_TIMINGS))
     sections: dict[str, Any] = field(default_factory=dict)
+    # name -> (format, bytes), stored with the result of every task of the run: the store keeps
+    # each content once, so what setup made (a pruned model's per-layer figures) is not repeated
+    artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
 
 class MethodBase(ABC):

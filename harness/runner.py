@@ -363,7 +363,8 @@ def _evaluate_and_store(doc: dict[str, Any], task: Task, method: Any, setup: Set
         if out is None:
             path = store.write(doc, items=None, artifacts=None)
         else:
-            path = store.write(doc, items=out.items, item_key=out.item_key, artifacts=out.artifacts)
+            path = store.write(doc, items=out.items, item_key=out.item_key,
+                               artifacts=(setup.artifacts | (out.artifacts or {})) or None)
     except ResultValidationError as exc:
         if doc["status"] != "ok":
             raise

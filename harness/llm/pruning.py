@@ -253,12 +253,12 @@ class PruningMethod(MethodBase):
             doc, out.timings["prune_seconds"] = self._prune_timed(loaded, calibration)
         else:
             doc, out.timings["prune_seconds"] = self._prune_cached(cache, ctx, loaded, calibration)
-        out.sections = {"pruning": doc, "calibration": doc["calibration"]}
         if ctx.save_model is not None:
             modelsmod.save_model(loaded, ctx.save_model, {
                 "method": self.method_name, "params": self.params.to_dict(), "pruning": doc, "command": ctx.command,
             })
             log.info("saved pruned model to %s", ctx.save_model)
+        out.sections = {"pruning": layers_to_artifact(doc, out.artifacts), "calibration": doc["calibration"]}
         return out
 
     def _prune_timed(self, loaded: Any, calibration: Calibration | None) -> tuple[dict[str, Any], float]:
@@ -333,6 +333,27 @@ class PruningMethod(MethodBase):
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
+
+LAYERS_ARTIFACT = "pruning_layers"
+
+
+def layers_blob(layers: list[dict[str, Any]]) -> bytes:
+    """The stored bytes of a pruning's per-layer figures (canonical JSON: same figures, same bytes)."""
+    from harness.results import canonical_json
+
+    return canonical_json(layers).encode()
+
+
+def layers_to_artifact(doc: dict[str, Any], artifacts: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
+    """The pruning section with its per-layer figures moved into the artifact ``pruning_layers``:
+    one pruning's figures are the same for every task it is evaluated on, and an artifact is stored
+    once by content. The section keeps ``layer_count`` and names the artifact."""
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return doc
+    artifacts[LAYERS_ARTIFACT] = ("json", layers_blob(layers))
+    return {k: v for k, v in doc.items() if k != "layers"} | {"layer_count": len(layers),
+                                                              "layers_artifact": LAYERS_ARTIFACT}
 
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:

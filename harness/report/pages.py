@@ -254,9 +254,12 @@ def pruning_summary(res: Any) -> dict[str, Any] | None:
     pr = res.pruning.to_dict() if res.pruning is not None else None
     if not isinstance(pr, dict):
         return None
-    out = {k: v for k, v in pr.items() if k != "layers"}
+    out = {k: v for k, v in pr.items() if k not in ("layers", "layer_count", "layers_artifact")}
     if isinstance(pr.get("layers"), list):
         out["layers"] = f"{len(pr['layers'])} pruned layers (per-layer figures in the result file)"
+    elif pr.get("layer_count"):
+        out["layers"] = (f"{pr['layer_count']} pruned layers (per-layer figures in the result's artifact "
+                         f"{pr.get('layers_artifact')!r})")
     return out
 
 
