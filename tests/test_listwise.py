@@ -63,6 +63,14 @@ def test_parse_all_rules_together_and_loose_formats():
     assert p.repairs == {"out_of_range": 1, "repeated": 1, "missing": 1}
 
 
+def test_answer_prefix_cuts_at_the_first_off_format_character():
+    from methods.reranking.listwise import answer_prefix
+
+    assert answer_prefix("2] > [3] > [1]") == "2] > [3] > [1]"
+    assert answer_prefix("1] 5. Cancel. A flea 7") == "1] 5"  # "7" in the prose is never read
+    assert parse_permutation("[" + answer_prefix("1] 5. Cancel 7"), 7).order == [0, 4, 1, 2, 3, 5, 6]
+
+
 # ---- the window schedule ------------------------------------------------------------------------
 
 

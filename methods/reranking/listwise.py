@@ -6,8 +6,11 @@ The LLM sees ``window`` passages labelled ``[1]..[w]`` with the query, and write
 ``step`` positions at a time (RankGPT's defaults: window 20, step 10), so strong passages bubble
 up; ``passes`` repeats the whole sweep. The prompt is RankGPT's instruction as one user turn in
 the model's chat template (SmolLM2-135M-Instruct by default), and the answer is primed with its
-opening ``[``; decoding is greedy and stops at the end-of-turn token or a newline, at most the
-tokens a full permutation needs plus 8.
+opening ``[``; decoding is greedy and stops at the end-of-turn token, a newline, or the first
+character that cannot belong to a ranking (anything but digits, brackets, ``>`` and spaces: only
+the text before it is parsed), and at most after the tokens a full permutation needs plus 8. The
+last rule is a cost cut of this adapter: a model that drifts into prose stops paying for tokens
+the parser would mostly ignore.
 
 The generated text is parsed robustly (:func:`methods.reranking._listwise_common.parse_permutation`):
 every integer is an id; ids out of range and repeated ids are dropped (the first occurrence
@@ -27,6 +30,7 @@ window over all of them (counted as ``short_lists``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.registry import register_method
@@ -37,6 +41,30 @@ from methods.reranking._listwise_common import (
     build_prompt,
     parse_permutation,
 )
+
+
+# what a ranking "[3] > [1] > [2]" is written with; decoding stops at the first other character
+_OFF_FORMAT = re.compile(r"[^\d\[\]>\s]")
+
+
+def answer_prefix(text: str) -> str:
+    """The generated text up to its first character that cannot be part of a ranking."""
+    m = _OFF_FORMAT.search(text)
+    return text if m is None else text[: m.start()]
+
+
+class _StopOffFormat:
+    """A transformers stopping criterion: stop once the answer leaves the ranking format."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int):
+        self.tok, self.prompt_len = tokenizer, prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        text = self.tok.decode(input_ids[0, self.prompt_len:], skip_special_tokens=True)
+        done = _OFF_FORMAT.search(text) is not None
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
 def _stop_ids(tokenizer: Any) -> list[int]:
@@ -70,14 +98,17 @@ class ListwiseReranking(ListwiseMethod):
         self.check_context(ids.shape[1] + budget)
         device = next(model.parameters()).device
         stop = _stop_ids(tok)
+        from transformers import StoppingCriteriaList
+
         with torch.inference_mode():
             out = model.generate(ids.to(device), attention_mask=torch.ones_like(ids).to(device),
                                  max_new_tokens=budget, do_sample=False, num_beams=1,
-                                 eos_token_id=stop or None, pad_token_id=stop[0] if stop else None)
+                                 eos_token_id=stop or None, pad_token_id=stop[0] if stop else None,
+                                 stopping_criteria=StoppingCriteriaList([_StopOffFormat(tok, ids.shape[1])]))
         new = out[0, ids.shape[1]:].tolist()
         n_gen = len(new)
         while new and new[-1] in stop:  # the stop token is generated but is no part of the answer
             new.pop()
-        parsed = parse_permutation("[" + tok.decode(new, skip_special_tokens=True), k)
+        parsed = parse_permutation("[" + answer_prefix(tok.decode(new, skip_special_tokens=True)), k)
         return WindowResult(parsed.order, prompt_tokens=int(ids.shape[1]), generated_tokens=n_gen,
                             repairs=parsed.repairs)
