@@ -338,6 +338,12 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
     table = per_query_scores(run, coll.qrels, qids, measures)
     metrics = aggregate(table)
     items = [{"item": qid, **{k: float(v) for k, v in row.items()}} for qid, row in table.iterrows()]
+    # per-query costs a method recorded (``method.item_stats``: qid -> {field: number}, e.g. LLM
+    # calls and tokens) become extra fields of that query's item; metric names are never replaced
+    item_stats = getattr(method, "item_stats", None) or {}
+    for item in items:
+        extra = item_stats.get(item["item"], {})
+        item.update({k: v for k, v in extra.items() if k not in item})
 
     # snapshot the method's counters (model calls...) before the retrieval latency pass re-runs it
     efficiency["method_stats"] = dict(getattr(method, "stats", {}) or {})
