@@ -15,6 +15,7 @@ FAMILIES = {
     "pruning": "harness.llm.pruning:PruningMethod",
     "retrieval": "harness.ir.base:RetrievalMethod",
     "reranking": "harness.ir.base:RerankingMethod",
+    "context-pruning": "harness.context.base:ContextPruningMethod",
 }
 
 # Task kinds: each record lives in the file of its evaluator.
@@ -25,6 +26,7 @@ TASK_KINDS = {
     "calibration": "harness.llm.calibration:KIND",
     "retrieval": "harness.ir.retrieval_task:KIND",
     "reranking": "harness.ir.reranking_task:KIND",
+    "context-pruning": "harness.context.context_pruning_task:KIND",
 }
 
 
