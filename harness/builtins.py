@@ -16,6 +16,7 @@ FAMILIES = {
     "retrieval": "harness.ir.base:RetrievalMethod",
     "reranking": "harness.ir.base:RerankingMethod",
     "data-pruning": "harness.datapruning.base:DataPruningMethod",
+    "context-pruning": "harness.context.base:ContextPruningMethod",
 }
 
 # Task kinds: each record lives in the file of its evaluator.
@@ -27,6 +28,7 @@ TASK_KINDS = {
     "retrieval": "harness.ir.retrieval_task:KIND",
     "reranking": "harness.ir.reranking_task:KIND",
     "data-pruning": "harness.datapruning.data_pruning_task:KIND",
+    "context-pruning": "harness.context.context_pruning_task:KIND",
 }
 
 

@@ -139,6 +139,7 @@ def test_tracks_are_the_kinds_records():
         ("llm", "LLM pruning", ("perplexity", "zeroshot")),
         ("retrieval", "Retrieval", ("retrieval",)),
         ("reranking", "Reranking", ("reranking",)),
+        ("context", "RAG context pruning", ("context-pruning",)),
         ("latency", "Latency", ("latency",)),
         ("data-pruning", "Data pruning", ("data-pruning",)),
     ]

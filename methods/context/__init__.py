@@ -1,0 +1,1 @@
+"""Context-pruning methods (family ``context-pruning``, :mod:`harness.context.base`)."""
