@@ -83,6 +83,15 @@ class RetrievalMethod(_IRMethod):
         """Retrieve exactly ``depth`` documents per topic (the task's cut-off)."""
         self.num_results = int(depth)
 
+    @classmethod
+    def check_task(cls, params: Any, task: Any) -> None:
+        """Before any work: ``check_depth`` with the depth the task will set (its protocol's cutoff)."""
+        cls.check_depth(params, int(task.protocol.get("cutoff", 1000)))
+
+    @classmethod
+    def check_depth(cls, params: Any, depth: int) -> None:
+        """Raise ``ParamError`` when ``params`` cannot retrieve ``depth`` documents (default: accept)."""
+
     def setup(self, ctx: SetupContext) -> SetupOutput:
         # retrievers read their device from their own parameters (an index is device-independent)
         return self.setup_output
