@@ -31,7 +31,7 @@ import pandas as pd
 from harness.errors import HarnessError, ParamError
 from harness.ir.base import Corpus, RetrievalMethod
 from harness.params import MethodParams
-from methods.retrieval._common import ranked_frame, silenced
+from methods.retrieval._common import silenced
 
 
 # --------------------------------------------------------------------------------- parameters
@@ -324,6 +324,7 @@ class PisaExpansion(RetrievalMethod):
         self.first = PisaBM25(PisaBM25Params())  # the `bm25` method with its default settings
         self._stats: TermStats | None = None
         self._raw: Any = None  # stemmer-less handle on the same index, for pre-stemmed terms
+        self._first: Any = None
         self._second: Any = None
         self._second_depth = -1
 
@@ -348,7 +349,7 @@ class PisaExpansion(RetrievalMethod):
             with warnings.catch_warnings():  # "requested stemmer=none, but index was constructed with porter2"
                 warnings.simplefilter("ignore")
                 self._raw = pisa.PisaIndex(str(path), stemmer="none", stops="none", threads=1)
-        self._second = None
+        self._first = self._second = None
         self.stats.update(self.first.stats)
         self.stats.update({"vocabulary": len(self._stats.terms), "expanded_queries": 0, "expanded_terms": 0})
 
@@ -366,6 +367,13 @@ class PisaExpansion(RetrievalMethod):
             raise HarnessError(f"{self.method_name}: call index(corpus) before searching")
         return self._stats
 
+    def _first_stage(self) -> Any:
+        """The ``bm25`` transformer for the top ``fb_docs`` (built once: PISA loads its index then)."""
+        if self._first is None:
+            self.first.num_results = self.params.fb_docs
+            self._first = self.first.transformer()
+        return self._first
+
     def _second_stage(self) -> Any:
         if self._second is None or self._second_depth != self.num_results:
             fp = self.first.params
@@ -377,28 +385,28 @@ class PisaExpansion(RetrievalMethod):
         return self._second
 
     def search(self, queries: pd.DataFrame) -> pd.DataFrame:
+        """PISA's own run of the expanded queries (sorted by score, then PISA's document id; the
+        evaluator re-sorts ties by docno), as the ``bm25`` method returns it."""
         self._need_stats()
-        queries = queries.reset_index(drop=True)
-        self.first.num_results = self.params.fb_docs
-        fs = self.first.transformer()(queries[["qid", "query"]])
+        qids = queries["qid"].astype(str).tolist()
+        texts = [str(t) for t in queries["query"].tolist()]
+        fs = self._first_stage()(pd.DataFrame({"qid": qids, "query": texts}))
         by_q: dict[str, list[tuple[str, float]]] = {}
-        for q, d, s in zip(fs["qid"].astype(str), fs["docno"], fs["score"], strict=True):
-            by_q.setdefault(q, []).append((str(d), float(s)))
-        toks = [self.expanded_query(str(text), by_q.get(str(q), []))
-                for q, text in zip(queries["qid"], queries["query"], strict=True)]
+        for q, d, s in zip(fs["qid"].astype(str).tolist(), fs["docno"].astype(str).tolist(),
+                           fs["score"].to_numpy(np.float64).tolist(), strict=True):
+            by_q.setdefault(q, []).append((d, s))
+        toks = [self.expanded_query(t, by_q.get(q, [])) for q, t in zip(qids, texts, strict=True)]
         self.stats["expanded_queries"] += len(toks)
         self.stats["expanded_terms"] += sum(len(t) for t in toks)
-        inp = pd.DataFrame({"qid": queries["qid"].astype(str), "query": queries["query"], "query_toks": toks})
-        per_query: list[tuple[list[str], list[float]]] = [([], []) for _ in range(len(inp))]
-        nonempty = [i for i, t in enumerate(toks) if t]
-        if nonempty:
-            with silenced():
-                res = self._second_stage().transform(inp.iloc[nonempty].reset_index(drop=True))
-            row = {q: i for i, q in enumerate(inp["qid"])}
-            for q, d, s in zip(res["qid"].astype(str), res["docno"], res["score"], strict=True):
-                per_query[row[q]][0].append(str(d))
-                per_query[row[q]][1].append(float(s))
-        return ranked_frame(queries, per_query)
+        keep = [i for i, t in enumerate(toks) if t]  # a query with no known term retrieves nothing
+        inp = pd.DataFrame({"qid": [qids[i] for i in keep], "query": [texts[i] for i in keep],
+                            "query_toks": [toks[i] for i in keep]})
+        if not keep:
+            return pd.DataFrame({"qid": [], "query": [], "docno": [], "score": [], "rank": []})
+        with silenced():
+            res = self._second_stage().transform(inp)
+        del res["query_toks"]  # in place: a copy of the run costs more than the expansion
+        return res
 
     def transformer(self) -> Any:
         import pyterrier as pt
