@@ -27,11 +27,10 @@ class Bo1Params(LexicalPrfParams):
 
 @register_method("bo1", "retrieval", Bo1Params)
 class Bo1(PisaExpansion):
-    """Bo1 query expansion (Amati 2003, divergence from randomness) over BM25 on PISA, as Terrier's
-    ``QueryExpansion`` with ``DFRBagExpansionTerms``.
+    """Bo1 query expansion (Amati 2003, divergence from randomness) over BM25 on PISA, as in Terrier.
 
-    The top ``fb_docs`` BM25 documents (the ``bm25`` method with its defaults) form one bag; each of
-    its terms scores ``tfx log2((1+f)/f) + log2(1+f)``, ``f = F/N`` (``tfx``: occurrences in the bag,
+    As Terrier's ``QueryExpansion`` with ``DFRBagExpansionTerms``: the top ``fb_docs`` BM25
+    documents (the ``bm25`` method with its defaults) form one bag; each of its terms scores ``tfx log2((1+f)/f) + log2(1+f)``, ``f = F/N`` (``tfx``: occurrences in the bag,
     ``F``: in the collection); terms in fewer than ``min_docs`` feedback documents are dropped unless
     they are query terms. Weights are divided by Terrier's parameter-free normaliser (or scaled by
     ``beta / max``); the ``max(fb_terms, |q|)`` best are added to the query (``qtf + w``), and the

@@ -39,10 +39,10 @@ class DensePrfParams(DenseParams):
 
 @register_method("dense-prf", "retrieval", DensePrfParams)
 class DensePrf(Dense):
-    """Dense Rocchio PRF (Li et al., 2022): ``q' = alpha q + beta mean(top fb_docs) - gamma mean(bottom)``,
-    re-searched exactly over the same cached document embeddings as ``dense-retrieval``.
+    """Rocchio pseudo-relevance feedback on the dense retriever's query embedding (Li et al., 2022).
 
-    The first stage is ``dense-retrieval`` with the same model settings (exact inner product, ties by
+    ``q' = alpha q + beta mean(top fb_docs) - gamma mean(bottom)``, searched again exactly over the
+    same cached document embeddings as ``dense-retrieval``. The first stage is ``dense-retrieval`` with the same model settings (exact inner product, ties by
     docno); its top ``fb_docs`` embeddings (and, with ``gamma > 0``, the ``fb_neg_docs`` lowest of
     its run at the task's depth) update the query vector, which is not re-normalised (the ranking of
     an inner product does not depend on the query's norm). One query encoding per query.
