@@ -151,6 +151,11 @@ class MethodBase(ABC):
         return build_params(cls.Params, raw, method=cls.method_name)
 
     @classmethod
+    def check_task(cls, params: MethodParams, task: Any) -> None:
+        """Refuse parameters a task cannot run with (e.g. more feedback documents than its depth),
+        before any work. Called by ``check_request`` for each task; the default accepts all."""
+
+    @classmethod
     def check_model(cls, model: str | None) -> None:
         if not cls.takes_model and model:
             raise HarnessError(

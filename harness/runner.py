@@ -132,6 +132,7 @@ def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]
             raise HarnessError(
                 f"task {task.id} ({task.kind}) takes {'/'.join(allowed)} methods; {info.name} is a {info.family} method"
             )
+        info.cls.check_task(params, task)
     if info.cls.takes_model or req.model:
         info.cls.check_model(req.model)  # refuses a missing --model, or one the family does not take
     for name, lim in [("", req.limit), *req.task_limits.items()]:

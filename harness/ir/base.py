@@ -92,6 +92,15 @@ class RetrievalMethod(_IRMethod):
         self.set_depth(k)
         return self.transformer()
 
+    @classmethod
+    def check_task(cls, params: Any, task: Any) -> None:
+        """Before any work: ``check_depth`` with the depth the task will set (its protocol's cutoff)."""
+        cls.check_depth(params, int(task.protocol.get("cutoff", 1000)))
+
+    @classmethod
+    def check_depth(cls, params: Any, depth: int) -> None:
+        """Raise ``ParamError`` when ``params`` cannot retrieve ``depth`` documents (default: accept)."""
+
     def setup(self, ctx: SetupContext) -> SetupOutput:
         # retrievers read their device from their own parameters (an index is device-independent)
         return self.setup_output
