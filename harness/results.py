@@ -1,7 +1,8 @@
 """The result store: one validated JSON file per run, plus sidecars, read back as typed ``Result``s.
 
-Layout: ``<results>/<task id>/<run id>.json`` with ``<run id>.items.jsonl`` (per-item scores) and
-artifacts stored once by content under ``<results>/artifacts/``. The run id is a digest of exactly
+Layout: ``<results>/<task id>/<run id>.json`` with ``<run id>.items.jsonl`` (per-item scores; over
+16 kB it is stored xz-compressed as ``<run id>.items.jsonl.xz``, its ``items.sha256`` still that of
+the JSON lines) and artifacts stored once by content under ``<results>/artifacts/``. The run id is a digest of exactly
 the inputs that define the run (method name and version, semantic parameters, model id and content
 digest, task id, version and definition digest, protocol), so running the same thing twice finds
 the stored result, and two different runs never share a file. Writes are atomic (temporary file +
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import lzma
 import math
 import os
 import tempfile
@@ -53,6 +55,8 @@ from harness.errors import HarnessError, ResultValidationError
 
 SCHEMA_VERSION = 1
 ITEMS_SUFFIX = ".items.jsonl"
+ITEMS_XZ_SUFFIX = ITEMS_SUFFIX + ".xz"
+ITEMS_COMPRESS_OVER = 16_000  # bytes of JSON lines: a larger sidecar is stored xz-compressed
 SCHEMA_PATH = Path(__file__).parent / "schema" / "result-v1.json"
 
 
@@ -482,6 +486,15 @@ def items_to_jsonl(items: list[dict[str, Any]]) -> bytes:
     return "".join(canonical_json(item) + "\n" for item in items).encode()
 
 
+def _items_file_of(result_path: Path) -> str | None:
+    """The sidecar file a stored result names (None when it cannot be read or names none)."""
+    try:
+        items = json.loads(result_path.read_text()).get("items")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return str(items["file"]) if isinstance(items, dict) and "file" in items else None
+
+
 def load_items(result_path: Path, doc: Result | dict[str, Any]) -> list[dict[str, Any]]:
     """The per-item rows of a stored result, checked against its ``items`` block."""
     meta = doc.items if isinstance(doc, Result) else doc.get("items")
@@ -493,6 +506,11 @@ def load_items(result_path: Path, doc: Result | dict[str, Any]) -> list[dict[str
     if not path.is_file():
         raise ResultValidationError(f"{result_path}: field 'items.file': sidecar {path.name} is missing")
     data = path.read_bytes()
+    if meta.file.endswith(".xz"):
+        try:
+            data = lzma.decompress(data)
+        except lzma.LZMAError as exc:
+            raise ResultValidationError(f"{path}: not an xz-compressed sidecar ({exc})") from None
     if hashlib.sha256(data).hexdigest() != meta.sha256:
         raise ResultValidationError(f"{path}: sha256 differs from 'items.sha256' in {result_path.name}")
     rows = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
@@ -720,7 +738,7 @@ class ResultStore:
         blob = items_to_jsonl(items) if items is not None else b""
         if items is not None:
             doc["items"] = {
-                "file": f"{doc['run_id']}{ITEMS_SUFFIX}",
+                "file": f"{doc['run_id']}{ITEMS_XZ_SUFFIX if len(blob) > ITEMS_COMPRESS_OVER else ITEMS_SUFFIX}",
                 "sha256": hashlib.sha256(blob).hexdigest(),
                 "count": len(items),
                 "key": item_key,
@@ -738,10 +756,16 @@ class ResultStore:
         doc["body_sha256"] = body_digest(doc)
         validate_result(doc, str(path))
         if items is not None:
-            atomic_write_bytes(path.parent / doc["items"]["file"], blob)
+            sidecar = path.parent / doc["items"]["file"]
+            atomic_write_bytes(sidecar, lzma.compress(blob, preset=9) if sidecar.suffix == ".xz" else blob)
         for name, (_fmt, data) in (artifacts or {}).items():
             self.put_blob(data, arts[name]["sha256"])
         atomic_write_bytes(path, (result_json(doc) + "\n").encode())
+        if items is not None:  # a rewrite that changed the sidecar's form leaves no stale other form
+            for suffix in (ITEMS_SUFFIX, ITEMS_XZ_SUFFIX):
+                other = path.parent / f"{doc['run_id']}{suffix}"
+                if other.name != doc["items"]["file"] and other.is_file():
+                    other.unlink()
         return path
 
     def put_blob(self, data: bytes, sha: str) -> Path:
@@ -802,13 +826,16 @@ class ResultStore:
         for path in sorted(self.root.rglob(".*.tmp")):
             if path.is_file() and QUARANTINE_DIR not in path.relative_to(self.root).parts:
                 found.append((path, "temporary file left by an interrupted write"))
-        for path in sorted(self.root.rglob(f"*{ITEMS_SUFFIX}")):
+        for path in sorted([*self.root.rglob(f"*{ITEMS_SUFFIX}"), *self.root.rglob(f"*{ITEMS_XZ_SUFFIX}")]):
             rel = path.relative_to(self.root).parts
             if any(part.startswith(".") for part in rel):
                 continue
-            result = path.with_name(path.name.removesuffix(ITEMS_SUFFIX) + ".json")
+            run_id = path.name.removesuffix(ITEMS_XZ_SUFFIX).removesuffix(ITEMS_SUFFIX)
+            result = path.with_name(run_id + ".json")
             if not result.exists():
                 found.append((path, f"sidecar without its result {result.name}"))
+            elif (named := _items_file_of(result)) is not None and named != path.name:
+                found.append((path, f"sidecar its result {result.name} does not name (it names {named})"))
         blobs = self.root / ARTIFACTS_DIR
         named = self.referenced_blobs() if blobs.is_dir() else None
         if named is not None:
@@ -828,9 +855,10 @@ class ResultStore:
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{path.name}.{stamp}"
         os.replace(path, target)
-        sidecar = path.with_name(path.name.removesuffix(".json") + ITEMS_SUFFIX)
-        if sidecar.exists():
-            os.replace(sidecar, target_dir / f"{sidecar.name}.{stamp}")
+        for suffix in (ITEMS_SUFFIX, ITEMS_XZ_SUFFIX):
+            sidecar = path.with_name(path.name.removesuffix(".json") + suffix)
+            if sidecar.exists():
+                os.replace(sidecar, target_dir / f"{sidecar.name}.{stamp}")
         return target
 
 

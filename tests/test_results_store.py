@@ -183,3 +183,32 @@ def test_the_stored_layout_keeps_short_objects_on_one_line_and_changes_no_value(
     assert '    {"name": "layers.0.q_proj", "shape": [576, 576], "measured_sparsity": 0.5},' in lines
     assert all(len(line) <= 80 for line in lines if line.strip().startswith("{\"name\""))
     assert result_json(doc, width=10_000) == json.dumps(doc, ensure_ascii=False)  # everything fits: one line
+
+
+def test_a_large_sidecar_is_stored_compressed_and_reads_back_the_same(tmp_path):
+    """Over ITEMS_COMPRESS_OVER bytes the per-item rows go to <run>.items.jsonl.xz; items.sha256
+    is still that of the JSON lines; a rewrite in the other form leaves no stale sidecar, and a
+    sidecar the result does not name is an orphan."""
+    from fixtures_results import make_doc
+    from harness.results import ITEMS_COMPRESS_OVER, items_to_jsonl
+
+    store = ResultStore(tmp_path)
+    rows = [{"item": f"i{i:05d}", "acc": float(i % 2)} for i in range(2000)]
+    assert len(items_to_jsonl(rows)) > ITEMS_COMPRESS_OVER
+    doc = make_doc(method="dense", params={}, task_id="boolq", model="smollm2-135m",
+                   metrics={"acc": sum(r["acc"] for r in rows) / len(rows)})
+    doc["metrics"]["acc"]["n"] = len(rows)
+    path = store.write(doc, items=rows)
+    xz = path.with_name(path.stem + ".items.jsonl.xz")
+    assert xz.is_file() and not path.with_name(path.stem + ".items.jsonl").exists()
+    assert xz.stat().st_size < len(items_to_jsonl(rows)) / 5
+    stored = store.check(path)
+    assert stored.items() == rows and stored.result.items.sha256 == hashlib.sha256(items_to_jsonl(rows)).hexdigest()
+    small = rows[:10]
+    doc2 = json.loads(path.read_text())
+    doc2.pop("body_sha256")
+    doc2["metrics"]["acc"] |= {"value": sum(r["acc"] for r in small) / len(small), "n": len(small)}
+    store.write(doc2, items=small)
+    assert not xz.exists() and store.check(path).items() == small
+    xz.write_bytes(b"stale")
+    assert [(p.name, "does not name" in why) for p, why in store.orphans()] == [(xz.name, True)]
