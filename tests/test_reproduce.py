@@ -84,7 +84,8 @@ def test_reproduce_grades_a_real_run_ok_and_logs_it(toy: Path, capsys: pytest.Ca
     assert "OK     " + res.run_id in out and "0 FAIL" in out
     lines = _log(results)
     assert {(ln["run_id"], ln["metric"], ln["grade"]) for ln in lines} == {
-        (res.run_id, "nDCG@10", "OK"), (res.run_id, "R@100", "OK")}
+        (res.run_id, "nDCG@10", "OK"), (res.run_id, "R@100", "OK"),
+        (res.run_id, "Judged@10", "OK")}  # the IR kinds' own diagnostic is graded too
     env = lines[0]["environment"]
     assert {"harness_version", "git_commit", "python", "torch", "device"} <= set(env) and lines[0]["date"]
     assert path.read_bytes() == before  # the stored result is never rewritten
