@@ -1,7 +1,7 @@
 """The result store: one validated JSON file per run, plus sidecars, read back as typed ``Result``s.
 
 Layout: ``<results>/<task id>/<run id>.json`` with ``<run id>.items.jsonl`` (per-item scores; over
-16 kB it is stored xz-compressed as ``<run id>.items.jsonl.xz``, its ``items.sha256`` still that of
+4 kB it is stored xz-compressed as ``<run id>.items.jsonl.xz``, its ``items.sha256`` still that of
 the JSON lines) and artifacts stored once by content under ``<results>/artifacts/``. The run id is a digest of exactly
 the inputs that define the run (method name and version, semantic parameters, model id and content
 digest, task id, version and definition digest, protocol), so running the same thing twice finds
@@ -56,7 +56,7 @@ from harness.errors import HarnessError, ResultValidationError
 SCHEMA_VERSION = 1
 ITEMS_SUFFIX = ".items.jsonl"
 ITEMS_XZ_SUFFIX = ITEMS_SUFFIX + ".xz"
-ITEMS_COMPRESS_OVER = 16_000  # bytes of JSON lines: a larger sidecar is stored xz-compressed
+ITEMS_COMPRESS_OVER = 4_000  # bytes of JSON lines: a larger sidecar is stored xz-compressed
 SCHEMA_PATH = Path(__file__).parent / "schema" / "result-v1.json"
 
 

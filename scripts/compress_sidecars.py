@@ -1,4 +1,4 @@
-"""Store the per-item sidecars of results over 16 kB xz-compressed (``<run id>.items.jsonl.xz``).
+"""Store the per-item sidecars of results over 4 kB xz-compressed (``<run id>.items.jsonl.xz``).
 
 What the store now writes for large sidecars (``harness.results.ITEMS_COMPRESS_OVER``). The rows
 are read and checked against the result's ``items.sha256`` first; ``items.sha256`` stays the digest

@@ -2,7 +2,8 @@
 
 A pruning's per-layer figures (one entry per pruned linear layer) were stored inline in the result
 of every task the pruned model was evaluated on; they are now an artifact, stored once by content
-(``harness.llm.pruning.layers_to_artifact``, what new runs write). Each migrated result keeps its
+(``harness.llm.pruning.layers_to_artifact``, what new runs write: canonical JSON, xz-compressed;
+figures moved earlier as plain JSON are re-stored compressed). Each migrated result keeps its
 run id, gets ``pruning.layer_count`` and ``pruning.layers_artifact``, a new body digest, and a
 ``provenance.amendments`` entry saying what moved; the figures themselves are unchanged (the blob
 is checked to decode to exactly the old list before the file is replaced).
@@ -12,7 +13,9 @@ is checked to decode to exactly the old list before the file is replaced).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import lzma
 import sys
 from pathlib import Path
 
@@ -30,13 +33,18 @@ def main(argv: list[str]) -> int:
         stored = store.check(path)
         doc = stored.result.to_dict()
         layers = (doc.get("pruning") or {}).get("layers")
+        old_art = (doc.get("artifacts") or {}).get(LAYERS_ARTIFACT)
+        if (not isinstance(layers, list) or not layers) and old_art and old_art.get("format") == "json":
+            # moved by an earlier run of this script as plain JSON: re-store it compressed
+            layers = json.loads((path.parent / old_art["file"]).read_bytes())
+            doc["pruning"]["layers"] = layers
         if not isinstance(layers, list) or not layers:
             continue
         arts: dict[str, tuple[str, bytes]] = {}
         doc["pruning"] = layers_to_artifact(doc["pruning"], arts)
         fmt, data = arts[LAYERS_ARTIFACT]
-        assert json.loads(data) == layers and data == layers_blob(layers)
-        sha = store.put_blob(data, __import__("hashlib").sha256(data).hexdigest()).name
+        assert json.loads(lzma.decompress(data)) == layers and data == layers_blob(layers)
+        sha = store.put_blob(data, hashlib.sha256(data).hexdigest()).name
         doc.setdefault("artifacts", {})
         doc["artifacts"] = dict(doc.get("artifacts") or {}) | {LAYERS_ARTIFACT: {
             "file": f"../{ARTIFACTS_DIR}/{sha[:2]}/{sha}", "sha256": sha, "format": fmt, "bytes": len(data)}}

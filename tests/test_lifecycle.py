@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 from dataclasses import dataclass
 
 import pytest
@@ -162,7 +163,8 @@ def test_pruning_setup_runs_once_and_records_its_timings(tmp_path, monkeypatch):
     assert doc["pruning"]["params_before"] - doc["pruning"]["params_after"] > 0
     # the per-layer figures are an artifact (stored once by content for every task of the run)
     art = doc["artifacts"]["pruning_layers"]
-    layers = json.loads((outcomes[0].path.parent / art["file"]).read_bytes())
+    assert art["format"] == "json+xz"
+    layers = json.loads(lzma.decompress((outcomes[0].path.parent / art["file"]).read_bytes()))
     assert "layers" not in doc["pruning"] and doc["pruning"]["layer_count"] == len(layers) > 0
     assert {"name", "target_sparsity", "measured_sparsity"} <= set(layers[0])
     assert doc["task"]["protocol"] == {**doc["task"]["protocol"], "device": "cpu", "dtype": "float32", "limit": 1}

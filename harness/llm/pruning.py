@@ -337,11 +337,17 @@ class PruningMethod(MethodBase):
 LAYERS_ARTIFACT = "pruning_layers"
 
 
+LAYERS_FORMAT = "json+xz"
+
+
 def layers_blob(layers: list[dict[str, Any]]) -> bytes:
-    """The stored bytes of a pruning's per-layer figures (canonical JSON: same figures, same bytes)."""
+    """The stored bytes of a pruning's per-layer figures: canonical JSON, xz-compressed (same
+    figures, same bytes)."""
+    import lzma
+
     from harness.results import canonical_json
 
-    return canonical_json(layers).encode()
+    return lzma.compress(canonical_json(layers).encode(), preset=9)
 
 
 def layers_to_artifact(doc: dict[str, Any], artifacts: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
@@ -351,7 +357,7 @@ def layers_to_artifact(doc: dict[str, Any], artifacts: dict[str, tuple[str, byte
     layers = doc.get("layers")
     if not isinstance(layers, list) or not layers:
         return doc
-    artifacts[LAYERS_ARTIFACT] = ("json", layers_blob(layers))
+    artifacts[LAYERS_ARTIFACT] = (LAYERS_FORMAT, layers_blob(layers))
     return {k: v for k, v in doc.items() if k != "layers"} | {"layer_count": len(layers),
                                                               "layers_artifact": LAYERS_ARTIFACT}
 
