@@ -320,7 +320,9 @@ def add_submitter_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("new-method", help="scaffold a method adapter and its test")
     p.add_argument("name", help="the method's registered name (lower case, digits, '-')")
-    p.add_argument("--family", required=True, choices=["pruning", "retrieval", "reranking"])
+    p.add_argument("--family", required=True,
+                   help="pruning, retrieval, reranking, data-pruning, context-pruning, or a family a package "
+                        "registers (entry point harness.families) with a scaffold")
     p.add_argument("--package", metavar="DIR",
                    help="write a separate installable package here (entry point harness.methods) "
                         "instead of methods/<family>/ in this repository")

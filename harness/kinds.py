@@ -27,6 +27,9 @@ The report reads the tracks through :func:`tracks`; the runner and the task load
 The method side of a run lives here too: :class:`MethodBase` is the lifecycle every method
 family's base class shares (``resolve_params``, ``check_model``, ``takes_model``, ``setup(ctx)``
 with a :class:`SetupContext`, filling a :class:`SetupOutput`), so the runner needs no family branch.
+A family's base class also names what the tooling needs of it: the :class:`Scaffold` that
+``harness new-method`` writes and the :class:`CheapTask` that ``harness check-submission`` runs, so
+neither command lists families.
 """
 
 from __future__ import annotations
@@ -125,6 +128,30 @@ class SetupOutput:
     artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Scaffold:
+    """What ``harness new-method NAME --family F`` writes for a family: a real, minimal adapter and
+    its test, as ``str.format`` templates (fields ``name``, ``cls``, ``title``, ``summary``,
+    ``module``, ``family``; literal braces doubled), and the one-line summary of the template's
+    algorithm (the adapter's docstring, to be replaced by the submitter's own)."""
+
+    code: str
+    test: str
+    summary: str
+    folder: str | None = None  # the built-in adapters' folder under methods/ (default: the family)
+
+
+@dataclass(frozen=True)
+class CheapTask:
+    """The cheapest real task of a family, run by ``harness check-submission`` in seconds."""
+
+    task: str
+    limit: int
+    model: str | None = None
+    small_params: dict[str, str] = field(default_factory=dict)  # applied where the method has the field
+    needs_data_dir: bool = False
+
+
 class MethodBase(ABC):
     """The lifecycle every method family's base class shares; the runner calls only these.
 
@@ -140,6 +167,12 @@ class MethodBase(ABC):
     Params: ClassVar[type[MethodParams]]
     takes_model: ClassVar[bool] = False  # True: the runner requires --model; False: refuses it
     version: ClassVar[int] = 1  # bump when the algorithm changes: it enters the run id
+    # Family tooling, set on each family's base class: "module:attr" of its Scaffold (lazy: the
+    # templates are read only by `new-method`), its CheapTask, and the template methods a
+    # subclass must not override (check-submission flags an override).
+    scaffold: ClassVar[str | None] = None
+    cheap_task: ClassVar[CheapTask | None] = None
+    final_methods: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: MethodParams):
         self.params = params

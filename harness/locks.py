@@ -23,9 +23,10 @@ LOCK_DIR = ".locks"
 
 @contextlib.contextmanager
 def run_lock(results_dir: Path | str, run_id: str, *, poll_seconds: float = 0.5,
-             timeout: float | None = None) -> Iterator[Path]:
+             timeout: float | None = None, what: str = "run") -> Iterator[Path]:
     """Hold the lock of ``run_id`` in ``results_dir`` for the body; wait while another process
-    holds it (up to ``timeout`` seconds, then TimeoutError)."""
+    holds it (up to ``timeout`` seconds, then TimeoutError). ``what`` names the locked thing in
+    the messages (the same lock guards cache entries: a pruned model, a converted checkpoint)."""
     path = Path(results_dir) / LOCK_DIR / f"{run_id}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -38,10 +39,10 @@ def run_lock(results_dir: Path | str, run_id: str, *, poll_seconds: float = 0.5,
                 break
             except BlockingIOError:
                 if not told:
-                    log.info("run %s is being computed by another process; waiting", run_id)
+                    log.info("%s %s is being computed by another process; waiting", what, run_id)
                     told = True
                 if timeout is not None and time.monotonic() - start > timeout:
-                    raise TimeoutError(f"run {run_id} stayed locked for {timeout} s ({path})") from None
+                    raise TimeoutError(f"{what} {run_id} stayed locked for {timeout} s ({path})") from None
                 time.sleep(poll_seconds)
         yield path
     finally:

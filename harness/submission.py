@@ -8,7 +8,8 @@ checks, each reported PASS, FAIL or SKIP with the reason:
 2. registration: the method names it registered and their family (and, for a package, the entry
    point that registers it once installed);
 3. params: a frozen ``MethodParams`` dataclass, every field with a default, defaults valid, a
-   ``check()`` where numeric fields have ranges; pruning adapters implement ``_prune``;
+   ``check()`` where numeric fields have ranges; no override of the family's fixed template
+   methods (``final_methods``: a pruning adapter implements ``_prune``, not ``prune``);
 4. docstring: the class docstring's first line is a one-line summary (it is the leaderboard's);
 5. tests: the submission's test files, run by pytest in a subprocess with a time limit;
 6. task: one cheap real task per family, run by ``harness run`` in a subprocess into a temporary
@@ -36,27 +37,17 @@ from typing import Any, Literal
 
 from harness import config
 from harness.errors import HarnessError
+from harness.kinds import CheapTask
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 SUMMARY_MAX = 120  # characters of a docstring's first line (the leaderboard's method summary)
 
 
-@dataclass(frozen=True)
-class CheapTask:
-    """The cheapest real task of a family that runs in seconds here."""
+def cheap_task(family: str) -> CheapTask | None:
+    """The family's cheap real task (its base class's ``cheap_task``); None when it names none."""
+    from harness.registry import FAMILIES
 
-    task: str
-    limit: int
-    model: str | None = None
-    small_params: dict[str, str] = field(default_factory=dict)  # applied where the method has the field
-    needs_data_dir: bool = False
-
-
-CHEAP_TASKS = {
-    "pruning": CheapTask("wikipedia-gensim-ppl", 1, "smollm2-135m", {"nsamples": "4", "seqlen": "128"}),
-    "retrieval": CheapTask("sciq-derived", 5),
-    "reranking": CheapTask("trec-dl-2019", 2, small_params={"depth": "10"}, needs_data_dir=True),
-}
+    return getattr(FAMILIES.get(family), "cheap_task", None) if family in FAMILIES else None
 
 
 @dataclass
@@ -242,8 +233,10 @@ def params_problems(info: Any) -> list[str]:
     numeric = _numeric_fields(cls)
     if numeric and cls.check is MethodParams.check:
         problems.append(f"numeric parameters ({', '.join(numeric)}) but no check() of their ranges")
-    if info.family == "pruning" and "prune" in vars(info.cls):
-        problems.append("pruning adapters implement _prune, not prune (prune is the fixed template)")
+    overridden = [m for m in getattr(info.cls, "final_methods", ()) if m in vars(info.cls)]
+    if overridden:
+        problems.append(f"{info.family} adapters must not override {', '.join(overridden)} (the family's fixed "
+                        "template: implement the hook it calls, see the family's base class)")
     return problems
 
 
@@ -362,7 +355,7 @@ def validate_stored(results: Path, info: Any) -> tuple[Any, str]:
 
 def _check_task(t: Target, info: Any, report: SubmissionReport, timeout_s: int) -> None:
     name = f"task {info.name}"
-    cheap = CHEAP_TASKS.get(info.family)
+    cheap = cheap_task(info.family)
     if cheap is None:
         report.add(name, "SKIP", f"no cheap task is known for family {info.family!r}")
         return

@@ -9,16 +9,24 @@ import pytest
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.registry import METHODS
-from harness.scaffold import FAMILIES, class_name, planned_files, scaffold
+from harness.scaffold import class_name, families, planned_files, scaffold
+
+FOLDERS = {"pruning": "pruning", "retrieval": "retrieval", "reranking": "reranking", "data-pruning": "data",
+           "context-pruning": "context"}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+def test_every_built_in_family_has_a_scaffold():
+    assert set(families()) >= set(FOLDERS)
+
+
+@pytest.mark.parametrize("family", FOLDERS)
 def test_in_repository_layout(tmp_path, family):
     written = scaffold("toy-scaffold", family, repo_root=tmp_path)
-    assert written == [tmp_path / "methods" / family / "toy_scaffold.py", tmp_path / "tests" / "test_method_toy_scaffold.py"]
+    folder = FOLDERS[family]
+    assert written == [tmp_path / "methods" / folder / "toy_scaffold.py", tmp_path / "tests" / "test_method_toy_scaffold.py"]
     code, test = (p.read_text() for p in written)
     assert f'@register_method("toy-scaffold", "{family}", ToyScaffoldParams)' in code
-    assert f"from methods.{family}.toy_scaffold import ToyScaffold, ToyScaffoldParams" in test
+    assert f"from methods.{folder}.toy_scaffold import ToyScaffold, ToyScaffoldParams" in test
     for path in written:
         compile(path.read_text(), str(path), "exec")
     if family == "pruning":

@@ -13,7 +13,7 @@ from harness.errors import HarnessError
 from harness.registry import METHODS
 from harness.results import ResultStore
 from harness.scaffold import scaffold
-from harness.submission import CHEAP_TASKS, check_submission, task_args, validate_stored
+from harness.submission import cheap_task, check_submission, task_args, validate_stored
 
 
 @pytest.fixture(autouse=True)
@@ -112,12 +112,45 @@ def test_params_without_defaults_or_with_invalid_defaults(tmp_path):
     assert _status(report)["docstring sub-params"] == "PASS"
 
 
+def test_overriding_the_familys_fixed_template_method_is_flagged(tmp_path):
+    (tmp_path / "sub_override.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from harness.context.base import ContextPruningMethod
+        from harness.params import MethodParams
+        from harness.registry import register_method
+
+        @dataclass(frozen=True)
+        class P(MethodParams):
+            pass
+
+        @register_method("sub-override", "context-pruning", P)
+        class M(ContextPruningMethod):
+            """Keeps the first sentence, but skips the family's checks."""
+            def select(self, question, sentences, item):
+                return [0]
+            def prune(self, question, sentences, item):
+                return [0]
+    '''))
+    report = check_submission(str(tmp_path / "sub_override.py"), real_task=False)
+    assert _status(report)["params sub-override"] == "FAIL"
+    assert "must not override prune" in _detail(report, "params sub-override")
+
+
+def test_every_built_in_family_names_a_cheap_task_that_exists():
+    from harness.tasks import get_task
+
+    for family in ("pruning", "retrieval", "reranking", "data-pruning", "context-pruning"):
+        cheap = cheap_task(family)
+        assert cheap is not None and get_task(cheap.task).id == cheap.task and cheap.limit >= 1
+    assert cheap_task("no-such-family") is None
+
+
 def test_task_args_use_small_settings_only_where_the_method_has_them(tmp_path):
     wanda, bm25s = METHODS.get("wanda"), METHODS.get("bm25s")
-    args = task_args(wanda, CHEAP_TASKS["pruning"], tmp_path)
+    args = task_args(wanda, cheap_task("pruning"), tmp_path)
     assert args[args.index("--params") + 1] == "nsamples=4,seqlen=128"
     assert args[args.index("--model") + 1] == "smollm2-135m" and args[args.index("--limit") + 1] == "1"
-    args = task_args(bm25s, CHEAP_TASKS["retrieval"], tmp_path)
+    args = task_args(bm25s, cheap_task("retrieval"), tmp_path)
     assert "--params" not in args and "--model" not in args and "sciq-derived" in args
 
 
@@ -149,7 +182,7 @@ def _all_pass(report, family):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["pruning", "retrieval", "reranking"])
+@pytest.mark.parametrize("family", ["pruning", "retrieval", "reranking", "data-pruning", "context-pruning"])
 def test_scaffolded_package_passes_every_check_and_runs_a_real_task(tmp_path, family):
     name = f"toy-e2e-{family}"
     scaffold(name, family, package=tmp_path / "pkg")
@@ -157,7 +190,7 @@ def test_scaffolded_package_passes_every_check_and_runs_a_real_task(tmp_path, fa
     assert f"{name} ({family}," in _detail(report, "registration")
     assert "passed" in _detail(report, "tests")
     task = _detail(report, f"task {name}")
-    assert task.startswith(CHEAP_TASKS[family].task) and "pinned by sha256" in task or config.data_dir() is None
+    assert task.startswith(cheap_task(family).task) and "pinned by sha256" in task or config.data_dir() is None
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from harness.errors import HarnessError, ParamError
-from harness.kinds import MethodBase, SetupContext, SetupOutput
+from harness.kinds import CheapTask, MethodBase, SetupContext, SetupOutput
 from harness.params import MethodParams
 
 # ---------------------------------------------------------------------------------------------
@@ -89,6 +89,9 @@ class ContextPruningMethod(MethodBase):
 
     family: ClassVar[str] = "context-pruning"
     takes_model: ClassVar[bool] = False  # the reader is the task's; a scorer model is a parameter
+    scaffold: ClassVar[str | None] = "harness.context.scaffold_template:CONTEXT_PRUNING"
+    cheap_task: ClassVar[CheapTask | None] = CheapTask("sciq-context", 2, small_params={"k": "1"})
+    final_methods: ClassVar[tuple[str, ...]] = ("prune",)  # it checks and counts every selection
 
     def __init__(self, params: MethodParams):
         super().__init__(params)

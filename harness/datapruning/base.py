@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.errors import HarnessError
-from harness.kinds import MethodBase, Protocol
+from harness.kinds import CheapTask, MethodBase, Protocol
 
 Keep = Literal["hard", "easy", "middle"]
 
@@ -229,6 +229,10 @@ class DataPruningMethod(MethodBase):
 
     family: ClassVar[str] = "data-pruning"
     takes_model: ClassVar[bool] = False
+    scaffold: ClassVar[str | None] = "harness.datapruning.scaffold_template:DATA_PRUNING"
+    # the first 100 pool items (the split's embeddings are computed once per machine, then cached)
+    cheap_task: ClassVar[CheapTask | None] = CheapTask("mmlu-subjects-pruning", 100)
+    final_methods: ClassVar[tuple[str, ...]] = ("select",)  # it checks every selection
 
     def prepare(self, pool: Pool, learner: Learner) -> None:
         """Compute what every fraction's selection shares (scores, clusters), once per pool."""

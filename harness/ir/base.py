@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.kinds import MethodBase, SetupContext, SetupOutput
+from harness.kinds import CheapTask, MethodBase, SetupContext, SetupOutput
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class _IRMethod(MethodBase):
 
 class RetrievalMethod(_IRMethod):
     family: ClassVar[str] = "retrieval"
+    scaffold: ClassVar[str | None] = "harness.ir.scaffold_templates:RETRIEVAL"
+    cheap_task: ClassVar[CheapTask | None] = CheapTask("sciq-derived", 5)
     num_results: int = 1000  # depth of the run the transformer returns
 
     def set_depth(self, depth: int) -> None:
@@ -116,6 +118,9 @@ class RetrievalMethod(_IRMethod):
 
 class RerankingMethod(_IRMethod):
     family: ClassVar[str] = "reranking"
+    scaffold: ClassVar[str | None] = "harness.ir.scaffold_templates:RERANKING"
+    cheap_task: ClassVar[CheapTask | None] = CheapTask("trec-dl-2019", 2, small_params={"depth": "10"},
+                                                       needs_data_dir=True)
 
     @abstractmethod
     def transformer(self) -> Any:

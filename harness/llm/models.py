@@ -22,6 +22,7 @@ from typing import Any
 from harness import config
 from harness.data import package_dir, sha256_file
 from harness.errors import HarnessError, UnknownNameError
+from harness.locks import run_lock
 
 log = logging.getLogger("harness")
 
@@ -146,6 +147,30 @@ def _torch_dtype(dtype: str):
         raise HarnessError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from None
 
 
+def _complete(checkpoint: Path) -> bool:
+    return (checkpoint / "config.json").is_file() and (checkpoint / "harness-model.json").is_file()
+
+
+def _convert_gguf(name: str, pkg: Path, gguf: str, out: Path) -> None:
+    """Dequantise the package's GGUF file into a plain fp32 checkpoint (model and tokenizer) in ``out``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    tok = AutoTokenizer.from_pretrained(str(pkg), gguf_file=gguf)
+    gguf_model = AutoModelForCausalLM.from_pretrained(
+        str(pkg), gguf_file=gguf, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)
+    )
+    # transformers 5 refuses save_pretrained on a GGUF-loaded model: rebuild a plain one.
+    cfg = AutoConfig.for_model(**{k: v for k, v in gguf_model.config.to_dict().items()
+                                  if k not in ("quantization_config",)})
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(gguf_model.state_dict(), strict=False)
+    if unexpected or [m for m in missing if "lm_head" not in m]:
+        raise HarnessError(f"converting {name}: missing {missing}, unexpected {unexpected}")
+    plain.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
 def embedded_checkpoint(name: str = "smollm2-135m", progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Path of the cached plain checkpoint of an embedded model, converting it on first use."""
     spec = EMBEDDED[name]
@@ -169,37 +194,27 @@ def embedded_checkpoint(name: str = "smollm2-135m", progress: bool = True) -> tu
     }
     if spec.get("notes"):
         info["notes"] = spec["notes"]
-    if (target / "config.json").is_file() and (target / "harness-model.json").is_file():
+    if _complete(target):
         return target, info
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
-    if progress:
-        log.info("dequantising %s once (about 30 s); cached in %s", spec["gguf"], target)
-    t0 = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(str(pkg), gguf_file=spec["gguf"])
-    gguf_model = AutoModelForCausalLM.from_pretrained(
-        str(pkg), gguf_file=spec["gguf"], dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)
-    )
-    # transformers 5 refuses save_pretrained on a GGUF-loaded model: rebuild a plain one.
-    cfg = AutoConfig.for_model(**{k: v for k, v in gguf_model.config.to_dict().items()
-                                  if k not in ("quantization_config",)})
-    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-    missing, unexpected = plain.load_state_dict(gguf_model.state_dict(), strict=False)
-    if unexpected or [m for m in missing if "lm_head" not in m]:
-        raise HarnessError(f"converting {name}: missing {missing}, unexpected {unexpected}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        plain.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "harness-model.json").write_text(json.dumps(info | {"converted_seconds": time.perf_counter() - t0}))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    # Sweep workers starting together would each convert, and the last to finish would replace
+    # the checkpoint another is loading: one converts under the lock, the others wait and reuse.
+    with run_lock(target.parent, target.name, what="model checkpoint"):
+        if _complete(target):
+            return target, info
+        if progress:
+            log.info("dequantising %s once (about 30 s); cached in %s", spec["gguf"], target)
+        t0 = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            _convert_gguf(name, pkg, spec["gguf"], tmp)
+            (tmp / "harness-model.json").write_text(json.dumps(info | {"converted_seconds": time.perf_counter() - t0}))
+            if target.exists():  # an incomplete leftover (a complete one returned above)
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return target, info
 
 

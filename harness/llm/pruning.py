@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError, ParamError
-from harness.kinds import MethodBase, SetupContext, SetupOutput
+from harness.kinds import CheapTask, MethodBase, SetupContext, SetupOutput
 from harness.llm.pruned_cache import PrunedModelCache, cache_key, key_fields, open_cache, source_digest, timed_load
 from harness.params import MethodParams, build_params
 
@@ -181,6 +181,10 @@ class PruningMethod(MethodBase):
     method needs it, prune, optionally save), then the evaluators of the tasks."""
 
     family: ClassVar[str] = "pruning"
+    scaffold: ClassVar[str | None] = "harness.llm.scaffold_template:PRUNING"
+    cheap_task: ClassVar[CheapTask | None] = CheapTask("wikipedia-gensim-ppl", 1, "smollm2-135m",
+                                                       {"nsamples": "4", "seqlen": "128"})
+    final_methods: ClassVar[tuple[str, ...]] = ("prune",)  # adapters implement _prune
     needs_calibration: ClassVar[bool] = False
     takes_model: ClassVar[bool] = True  # the runner requires --model
     # True when the method removes weights (blocks, channels): params_after counts what remains;
