@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['task']:14s} {r['entries']:7d} {r['items']:6d} {r['smart_survivors']:10d} "
               + " ".join(f"{r[s]:10d}" for s in STRATEGIES))
-    print(f"\nadaptive evaluation (simulated on the stored per-item scores; each entry against the rest of its "
-          f"board, alpha=0.05, items in seeded random order): mean items used / entries settled early / wrong")
+    print("\nadaptive evaluation (simulated on the stored per-item scores; each entry against the rest of its "
+          "board, alpha=0.05, items in seeded random order): mean items used / entries settled early / wrong")
     print(f"{'task':14s} {'items':>6s} {'margin 0':>22s} {'margin 2% of range':>22s}")
     for r in rows:
         cells = [f"{a[0]:.0f} / {a[1]} of {r['entries']} / {a[2]}" for a in (r["adaptive"], r["adaptive_margin"])]

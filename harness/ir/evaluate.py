@@ -352,7 +352,6 @@ def evaluate_ir(task: Task, ctx: RunContext) -> EvalOutput:
         efficiency["latency"] = retrieval_latency(method, transformer, latency_inputs, cutoff,
                                                   latency_cutoffs(lat_cfg, cutoff), warmup, device)
 
-    tag = getattr(method, "method_name", type(method).__name__)
     return EvalOutput(
         metrics=metrics,
         items=items,

@@ -21,9 +21,7 @@ from methods.retrieval._common import (
 )
 from methods.retrieval._index_pruning import (
     PruningBM25Params,
-    index_size,
-    make_compared,
-    open_retriever,
+    pruned_transformer,
     removal_count,
     unpruned_baseline,
 )
@@ -206,14 +204,7 @@ class StaticPruning(RetrievalMethod):
         })
 
     def transformer(self) -> Any:
-        if self._pruned_path is None or self._base is None:
-            raise HarnessError("static-pruning: call index(corpus) before transformer()")
-        pruned = open_retriever(self._pruned_path, self.params, self.num_results)
-        self._base.set_depth(self.num_results)
-        unpruned = self._base.transformer()
-        p = self.params
-        self.stats["index_size"] = index_size(self._pruned_path, p.stops, p.stemmer)
-        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], p.stops, p.stemmer)
+        compared = pruned_transformer(self, self._pruned_path, self._base)
         self.stats["postings_removed_fraction"] = 1 - self.stats["index_size"]["postings_queryable"] / max(
             1, self.stats["unpruned_index_size"]["postings_queryable"])
-        return make_compared(pruned, unpruned, self.stats)
+        return compared
