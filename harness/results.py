@@ -768,6 +768,28 @@ class ResultStore:
                     other.unlink()
         return path
 
+    def amend(self, stored: StoredResult, doc: dict[str, Any], change: dict[str, Any], command: str,
+              items: list[dict[str, Any]] | None = None) -> StoredResult:
+        """Rewrite ``stored`` in place as ``doc``, the same run (:meth:`write` refuses another
+        identity), recording in ``provenance.amendments`` what ``change`` says (``added``,
+        ``moved``, ``changed``, and ``from``: what the new content derives from) with the time, the
+        command and the harness commit. ``items``: new per-item rows (default: the stored ones).
+        Returns the rewritten result, checked as ``validate`` checks it."""
+        from harness import provenance
+
+        commit, dirty = provenance.git_state()
+        doc = dict(doc)
+        doc["provenance"] = dict(doc["provenance"])
+        doc["provenance"]["amendments"] = [*(doc["provenance"].get("amendments") or []), {
+            **change, "at": provenance.utc_now(), "command": command, "harness_commit": commit,
+            "harness_dirty": dirty}]
+        doc.pop("body_sha256", None)
+        meta = stored.result.items
+        if items is None and meta is not None:
+            items = stored.items()
+        self.write(doc, items=items, item_key=meta.key if meta is not None else "item")
+        return self.check(stored.path)
+
     def put_blob(self, data: bytes, sha: str) -> Path:
         """Store ``data`` once by content: identical artifacts of different runs share one file."""
         path = self.root / ARTIFACTS_DIR / sha[:2] / sha

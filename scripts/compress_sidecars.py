@@ -13,14 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness import provenance
 from harness.results import ITEMS_COMPRESS_OVER, ITEMS_XZ_SUFFIX, ResultStore, items_to_jsonl
 
 
 def main(argv: list[str]) -> int:
     root = Path(argv[0]) if argv else Path("results")
     store = ResultStore(root)
-    commit, dirty = provenance.git_state()
     done = 0
     for path in list(store.iter_paths()):
         stored = store.check(path)
@@ -31,13 +29,9 @@ def main(argv: list[str]) -> int:
         if len(items_to_jsonl(rows)) <= ITEMS_COMPRESS_OVER:
             continue
         doc = stored.result.to_dict()
-        doc["provenance"]["amendments"] = [*(doc["provenance"].get("amendments") or []), {
-            "changed": ["items.file (the same rows, xz-compressed)"], "at": provenance.utc_now(),
-            "command": "python scripts/compress_sidecars.py", "harness_commit": commit, "harness_dirty": dirty,
-            "from": "the result's own per-item rows, unchanged; nothing re-run"}]
-        doc.pop("body_sha256", None)
-        store.write(doc, items=rows, item_key=meta.key)
-        store.check(path)
+        store.amend(stored, doc, {"changed": ["items.file (the same rows, xz-compressed)"],
+                                  "from": "the result's own per-item rows, unchanged; nothing re-run"},
+                    "python scripts/compress_sidecars.py", items=rows)
         done += 1
     print(f"{done} sidecars stored xz-compressed")
     return 0

@@ -19,7 +19,6 @@ import lzma
 import sys
 from pathlib import Path
 
-from harness import provenance
 from harness.llm.pruning import LAYERS_ARTIFACT, layers_blob, layers_to_artifact
 from harness.results import ARTIFACTS_DIR, ResultStore
 
@@ -28,7 +27,6 @@ def main(argv: list[str]) -> int:
     root = Path(argv[0]) if argv else Path("results")
     store = ResultStore(root)
     moved = 0
-    commit, dirty = provenance.git_state()
     for path in list(store.iter_paths()):
         stored = store.check(path)
         doc = stored.result.to_dict()
@@ -48,17 +46,10 @@ def main(argv: list[str]) -> int:
         doc.setdefault("artifacts", {})
         doc["artifacts"] = dict(doc.get("artifacts") or {}) | {LAYERS_ARTIFACT: {
             "file": f"../{ARTIFACTS_DIR}/{sha[:2]}/{sha}", "sha256": sha, "format": fmt, "bytes": len(data)}}
-        doc["provenance"]["amendments"] = [*(doc["provenance"].get("amendments") or []), {
-            "moved": ["pruning.layers -> artifacts.pruning_layers"], "added": ["pruning.layer_count",
-                                                                             "pruning.layers_artifact"],
-            "at": provenance.utc_now(), "command": "python scripts/migrate_pruning_layers.py",
-            "harness_commit": commit, "harness_dirty": dirty,
-            "from": "the result's own per-layer figures, unchanged; nothing re-run"}]
-        doc.pop("body_sha256", None)
-        items = stored.items()
-        store.write(doc, items=items if stored.result.items is not None else None,
-                    item_key=stored.result.items.key if stored.result.items is not None else "item")
-        store.check(path)
+        store.amend(stored, doc, {"moved": ["pruning.layers -> artifacts.pruning_layers"],
+                                  "added": ["pruning.layer_count", "pruning.layers_artifact"],
+                                  "from": "the result's own per-layer figures, unchanged; nothing re-run"},
+                    "python scripts/migrate_pruning_layers.py")
         moved += 1
     print(f"{moved} results: per-layer figures moved into the artifact {LAYERS_ARTIFACT!r}")
     return 0

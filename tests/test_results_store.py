@@ -212,3 +212,25 @@ def test_a_large_sidecar_is_stored_compressed_and_reads_back_the_same(tmp_path):
     assert not xz.exists() and store.check(path).items() == small
     xz.write_bytes(b"stale")
     assert [(p.name, "does not name" in why) for p, why in store.orphans()] == [(xz.name, True)]
+
+
+def test_amend_rewrites_the_same_run_and_records_what_changed(tmp_path):
+    store = ResultStore(tmp_path)
+    doc = make_doc()
+    items = [{"item": "window-0000", "tokens": 2047}, {"item": "window-0001", "tokens": 2047}]
+    stored = store.check(store.write(doc, items=items))
+    new = stored.result.to_dict()
+    new["metrics"]["extra"] = {"value": 1.0, "n": 2, "stderr": None, "higher_is_better": True, "primary": False}
+    got = store.amend(stored, new, {"added": ["metrics.extra"], "from": "a test"}, "pytest")
+    (amend,) = got.result.provenance.amendments
+    assert amend["added"] == ["metrics.extra"] and amend["from"] == "a test" and amend["command"] == "pytest"
+    assert amend["at"] and "harness_commit" in amend and "harness_dirty" in amend
+    assert got.items() == items and got.run_id == doc["run_id"] and "extra" in got.result.metrics
+    assert got.result.body_sha256 != stored.result.body_sha256  # the digest was re-made, and validates
+    rows = [dict(r, note="x") for r in items]
+    again = store.amend(got, got.result.to_dict(), {"added": ["items[].note"], "from": "a test"}, "pytest", items=rows)
+    assert again.items() == rows and len(again.result.provenance.amendments) == 2
+    other = again.result.to_dict() | {"method": dict(again.result.to_dict()["method"], params={"sparsity": 0.6})}
+    with pytest.raises(ResultValidationError, match="different run"):
+        store.amend(again, other, {"changed": ["method.params"], "from": "a test"}, "pytest")
+    assert store.check(again.path).items() == rows  # the refused amendment changed nothing

@@ -25,7 +25,6 @@ from typing import Any
 
 import pandas as pd
 
-from harness import provenance
 from harness.errors import HarnessError
 from harness.ir.retrieval_task import JUDGED
 from harness.results import ResultStore, StoredResult
@@ -84,14 +83,9 @@ def rescore_one(store: ResultStore, stored: StoredResult, metric: str = JUDGED, 
                              int(protocol.get("rel_threshold", 1)))
     doc["task"]["protocol_details"] = dict(doc["task"].get("protocol_details") or {}) | details
     added = [f"metrics.{metric}", f"items[].{metric}", *(f"task.protocol_details.{k}" for k in details)]
-    commit, dirty = provenance.git_state()
-    amendment = {"added": added, "at": provenance.utc_now(), "command": command or "harness rescore",
-                 "harness_commit": commit, "harness_dirty": dirty,
-                 "from": "the stored ranked lists (artifact 'run') and the task's pinned qrels; method not re-run"}
-    doc["provenance"]["amendments"] = [*(doc["provenance"].get("amendments") or []), amendment]
-    doc.pop("body_sha256", None)
-    store.write(doc, items=new_items, item_key=key)
-    store.check(stored.path)  # what validate checks, on the rewritten file
+    store.amend(stored, doc, {"added": added, "from": "the stored ranked lists (artifact 'run') and the "
+                                                     "task's pinned qrels; method not re-run"},
+                command or "harness rescore", items=new_items)
     return "added"
 
 
