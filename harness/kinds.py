@@ -184,9 +184,10 @@ class MethodBase(ABC):
         return build_params(cls.Params, raw, method=cls.method_name)
 
     @classmethod
-    def check_task(cls, params: MethodParams, task: Any) -> None:
-        """Refuse parameters a task cannot run with (e.g. more feedback documents than its depth),
-        before any work. Called by ``check_request`` for each task; the default accepts all."""
+    def check_task(cls, params: MethodParams, task: Any, limit: int | None = None) -> None:
+        """Refuse parameters a task cannot run with (e.g. more feedback documents than its depth, a
+        budget longer than every evaluated passage), before any work and before anything is stored.
+        Called by ``check_request`` for each task with the run's limit of it; the default accepts all."""
 
     @classmethod
     def check_model(cls, model: str | None) -> None:

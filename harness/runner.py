@@ -125,6 +125,9 @@ def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]
     params = resolve_params(info, req.params, req.model)
     if not req.tasks:
         raise HarnessError("give at least one --task")
+    for name, lim in [("", req.limit), *req.task_limits.items()]:
+        if lim is not None and lim < 1:
+            raise HarnessError(f"--limit {name + '=' if name else ''}{lim}: a limit must be >= 1")
     tasks = [get_task(t) for t in req.tasks]
     for task in tasks:
         allowed = get_kind(task.kind).families
@@ -132,12 +135,9 @@ def check_request(req: RunRequest) -> tuple[MethodInfo, MethodParams, list[Task]
             raise HarnessError(
                 f"task {task.id} ({task.kind}) takes {'/'.join(allowed)} methods; {info.name} is a {info.family} method"
             )
-        info.cls.check_task(params, task)
+        info.cls.check_task(params, task, limit_for(task, req))
     if info.cls.takes_model or req.model:
         info.cls.check_model(req.model)  # refuses a missing --model, or one the family does not take
-    for name, lim in [("", req.limit), *req.task_limits.items()]:
-        if lim is not None and lim < 1:
-            raise HarnessError(f"--limit {name + '=' if name else ''}{lim}: a limit must be >= 1")
     unknown_limits = set(req.task_limits) - {t.id for t in tasks}
     if unknown_limits:
         raise HarnessError(f"--limit names tasks that are not run: {', '.join(sorted(unknown_limits))}")

@@ -333,10 +333,12 @@ def test_limit_and_a_budget_refused_before_the_reader_loads(toy_task: Path) -> N
                                  results_dir=results, progress=False))
     assert fits.status == "ok"  # k=3: the longest of the first two passages has 3 sentences
     assert FakeReader.loads == loads + 1
-    (bad,) = execute(RunRequest(method="bm25-topk", params={"k": "4"}, tasks=["toy-context"], limit=2,
-                                results_dir=results, progress=False))
-    assert bad.status == "failed" and "k=4 exceeds the longest evaluated passage (3 sentences)" in bad.doc["error"]["message"]
+    stored = sorted(results.rglob("*.json"))
+    with pytest.raises(ParamError, match=r"k=4 exceeds the longest evaluated passage \(3 sentences\)"):
+        execute(RunRequest(method="bm25-topk", params={"k": "4"}, tasks=["toy-context"], limit=2,
+                           results_dir=results, progress=False))
     assert FakeReader.loads == loads + 1  # refused before the reader was loaded
+    assert sorted(results.rglob("*.json")) == stored  # by check_request: no failed result stored
 
 
 def test_a_misspelt_protocol_key_is_refused_at_load(toy_task: Path) -> None:

@@ -8,7 +8,8 @@ single spaces, so the context keeps the passage's order.
 
 Budgets: top-k methods (:class:`TopKMethod`) keep ``k`` sentences per passage (all of them when the
 passage has fewer); a ``k`` larger than the longest passage of the evaluated items would keep every
-passage whole and is refused by :meth:`ContextPruningMethod.check_budget` before the reader loads.
+passage whole and is refused by :meth:`ContextPruningMethod.check_budget`, called from
+``check_task`` before the run starts (nothing is stored) and again before the reader loads.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from harness.errors import HarnessError, ParamError
 from harness.kinds import CheapTask, MethodBase, SetupContext, SetupOutput
@@ -102,9 +103,21 @@ class ContextPruningMethod(MethodBase):
         self.device = ctx.device  # scorer models load lazily, on first use
         return self.setup_output
 
+    @classmethod
+    def check_task(cls, params: MethodParams, task: Any, limit: int | None = None) -> None:
+        """Before the run: :meth:`check_budget` against the passages the run will evaluate (the
+        task's first ``limit`` items, read and split here: well under a second), so a budget no
+        passage can hold is refused and nothing is stored."""
+        from harness.context.context_pruning_task import load_items
+
+        items, _counts, _files = load_items(task, limit)
+        if items:
+            cls(params).check_budget(max(len(it.sentences) for it in items))
+
     def check_budget(self, max_sentences: int) -> None:
         """Refuse a budget the evaluated passages cannot hold (``max_sentences``: the most
-        sentences of any evaluated passage). Called before the reader loads; default: accept."""
+        sentences of any evaluated passage). Called before the run and again before the reader
+        loads; default: accept."""
 
     @abstractmethod
     def select(self, question: str, sentences: list[str], item: str) -> Sequence[int]:

@@ -95,7 +95,7 @@ class RetrievalMethod(_IRMethod):
         return self.transformer()
 
     @classmethod
-    def check_task(cls, params: Any, task: Any) -> None:
+    def check_task(cls, params: Any, task: Any, limit: int | None = None) -> None:
         """Before any work: ``check_depth`` with the depth the task will set (its protocol's cutoff)."""
         cls.check_depth(params, int(task.protocol.get("cutoff", 1000)))
 
