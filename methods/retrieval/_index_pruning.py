@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError, ParamError
+from harness.errors import ParamError
 from harness.ir.latency import latency_stats, single_thread
 from harness.params import MethodParams
 from methods.retrieval.bm25 import PisaBM25, PisaBM25Params, QueryAlgorithm, _pisa, silent_transformer
@@ -192,21 +192,6 @@ def compare_latency(pruned: Any, unpruned: Any, topics: pd.DataFrame, warmup: in
             "what": "wall time of one query alone on the pruned and on the unpruned PISA index (same engine, "
                     "settings and queries), interleaved query by query, fastest of the rounds per query, "
                     "in this run's retrieval pass"}
-
-
-def pruned_transformer(method: Any, pruned_path: Path | None, base: PisaBM25 | None) -> Any:
-    """The transformer of an index-pruning method: retrieval from the pruned index at
-    ``method.num_results``, whose first call also times the unpruned ``base`` on the same topics;
-    both index sizes go into ``method.stats``."""
-    if pruned_path is None or base is None:
-        raise HarnessError(f"{method.method_name}: call index(corpus) before transformer()")
-    p = method.params
-    pruned = open_retriever(pruned_path, p, method.num_results)
-    base.set_depth(method.num_results)
-    unpruned = base.transformer()
-    method.stats["index_size"] = index_size(pruned_path, p.stops, p.stemmer)
-    method.stats["unpruned_index_size"] = index_size(base.stats["index_path"], p.stops, p.stemmer)
-    return make_compared(pruned, unpruned, method.stats)
 
 
 def make_compared(pruned: Any, unpruned: Any, stats: dict[str, Any]) -> Any:

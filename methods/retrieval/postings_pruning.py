@@ -17,7 +17,9 @@ from methods.retrieval._common import build_dir_atomically, cache_path
 from methods.retrieval._index_pruning import (
     InvertedFiles,
     PruningBM25Params,
-    pruned_transformer,
+    index_size,
+    make_compared,
+    open_retriever,
     read_inverted,
     removal_count,
     stop_term_ids,
@@ -152,4 +154,12 @@ class PostingsPruning(RetrievalMethod):
                            "fraction_removed": figures["postings_removed"] / max(1, figures["postings_queryable"])})
 
     def transformer(self) -> Any:
-        return pruned_transformer(self, self._pruned_path, self._base)
+        if self._pruned_path is None or self._base is None:
+            raise HarnessError("postings-pruning: call index(corpus) before transformer()")
+        pruned = open_retriever(self._pruned_path, self.params, self.num_results)
+        self._base.set_depth(self.num_results)
+        unpruned = self._base.transformer()
+        p = self.params
+        self.stats["index_size"] = index_size(self._pruned_path, p.stops, p.stemmer)
+        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], p.stops, p.stemmer)
+        return make_compared(pruned, unpruned, self.stats)

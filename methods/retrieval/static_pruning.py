@@ -21,7 +21,9 @@ from methods.retrieval._common import (
 )
 from methods.retrieval._index_pruning import (
     PruningBM25Params,
-    pruned_transformer,
+    index_size,
+    make_compared,
+    open_retriever,
     removal_count,
     unpruned_baseline,
 )
@@ -204,7 +206,14 @@ class StaticPruning(RetrievalMethod):
         })
 
     def transformer(self) -> Any:
-        compared = pruned_transformer(self, self._pruned_path, self._base)
+        if self._pruned_path is None or self._base is None:
+            raise HarnessError("static-pruning: call index(corpus) before transformer()")
+        pruned = open_retriever(self._pruned_path, self.params, self.num_results)
+        self._base.set_depth(self.num_results)
+        unpruned = self._base.transformer()
+        p = self.params
+        self.stats["index_size"] = index_size(self._pruned_path, p.stops, p.stemmer)
+        self.stats["unpruned_index_size"] = index_size(self._base.stats["index_path"], p.stops, p.stemmer)
         self.stats["postings_removed_fraction"] = 1 - self.stats["index_size"]["postings_queryable"] / max(
             1, self.stats["unpruned_index_size"]["postings_queryable"])
-        return compared
+        return make_compared(pruned, unpruned, self.stats)
