@@ -57,6 +57,7 @@ SCHEMA_VERSION = 1
 ITEMS_SUFFIX = ".items.jsonl"
 ITEMS_XZ_SUFFIX = ITEMS_SUFFIX + ".xz"
 ITEMS_COMPRESS_OVER = 4_000  # bytes of JSON lines: a larger sidecar is stored xz-compressed
+SIDECAR_SUFFIXES = (ITEMS_SUFFIX, ITEMS_XZ_SUFFIX)  # the two forms a run's sidecar may take
 SCHEMA_PATH = Path(__file__).parent / "schema" / "result-v1.json"
 
 
@@ -762,7 +763,7 @@ class ResultStore:
             self.put_blob(data, arts[name]["sha256"])
         atomic_write_bytes(path, (result_json(doc) + "\n").encode())
         if items is not None:  # a rewrite that changed the sidecar's form leaves no stale other form
-            for suffix in (ITEMS_SUFFIX, ITEMS_XZ_SUFFIX):
+            for suffix in SIDECAR_SUFFIXES:
                 other = path.parent / f"{doc['run_id']}{suffix}"
                 if other.name != doc["items"]["file"] and other.is_file():
                     other.unlink()
@@ -848,7 +849,7 @@ class ResultStore:
         for path in sorted(self.root.rglob(".*.tmp")):
             if path.is_file() and QUARANTINE_DIR not in path.relative_to(self.root).parts:
                 found.append((path, "temporary file left by an interrupted write"))
-        for path in sorted([*self.root.rglob(f"*{ITEMS_SUFFIX}"), *self.root.rglob(f"*{ITEMS_XZ_SUFFIX}")]):
+        for path in sorted(p for suffix in SIDECAR_SUFFIXES for p in self.root.rglob(f"*{suffix}")):
             rel = path.relative_to(self.root).parts
             if any(part.startswith(".") for part in rel):
                 continue
@@ -877,7 +878,7 @@ class ResultStore:
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{path.name}.{stamp}"
         os.replace(path, target)
-        for suffix in (ITEMS_SUFFIX, ITEMS_XZ_SUFFIX):
+        for suffix in SIDECAR_SUFFIXES:
             sidecar = path.with_name(path.name.removesuffix(".json") + suffix)
             if sidecar.exists():
                 os.replace(sidecar, target_dir / f"{sidecar.name}.{stamp}")
