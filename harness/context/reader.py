@@ -17,13 +17,13 @@ the slow test), at about a quarter of the cost for four choices.
 
 from __future__ import annotations
 
-import copy
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.llm.decode import cache_keyword
+from harness.llm.latency import returned_cache
 
 PROMPT = "{context}\nQuestion: {question}\nAnswer:"
 
@@ -48,9 +48,7 @@ class LMReader:
         self.tokenizer = tokenizer
         self.device = device
         self.stats = {"questions": 0, "prompt_tokens": 0, "choice_forwards": 0}
-        # transformers >= 5.2x names the cache argument ``cache``; earlier versions ``past_key_values``
-        params = inspect.signature(model.forward).parameters
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._cache_arg = cache_keyword(model)  # ``cache`` (transformers 5.x) or ``past_key_values``
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone (no special tokens): the measure of a context's cost."""
@@ -71,7 +69,7 @@ class LMReader:
             totals = [float(last[i[0]]) for i in ids]
             longer = [j for j, i in enumerate(ids) if len(i) > 1]
             if longer:
-                for j, lp in zip(longer, self._rest(_output_cache(first), n, [ids[j] for j in longer])):
+                for j, lp in zip(longer, self._rest(returned_cache(first), n, [ids[j] for j in longer])):
                     totals[j] += lp
         self.stats["questions"] += 1
         self.stats["prompt_tokens"] += n
@@ -80,7 +78,8 @@ class LMReader:
     def _rest(self, cache: Any, n: int, seqs: list[list[int]]) -> list[float]:
         """log P(tokens 2.. of each sequence | prompt, earlier tokens): one batched forward on the
         prompt's cache repeated per sequence, the sequences right-padded (a padded position comes
-        after every real one, so it changes no real position's output)."""
+        after every real one, so it changes no real position's output). The cache is the prompt
+        forward's own, used once, so it is repeated in place."""
         import torch
 
         width = max(len(s) for s in seqs) - 1
@@ -90,18 +89,12 @@ class LMReader:
         for r, s in enumerate(seqs):
             inp[r, : len(s) - 1] = torch.tensor(s[:-1])
             mask[r, n : n + len(s) - 1] = 1
-        cache = copy.deepcopy(cache)
         cache.batch_repeat_interleave(len(seqs))
         res = self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
                          **{self._cache_arg: cache}, use_cache=True)
         self.stats["choice_forwards"] += 1
         lp = torch.log_softmax(res.logits.float(), dim=-1)
         return [float(lp[r, torch.arange(len(s) - 1), torch.tensor(s[1:])].sum()) for r, s in enumerate(seqs)]
-
-
-def _output_cache(out: Any) -> Any:
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
 
 
 def load_reader(model_id: str, device: str = "cpu") -> tuple[LMReader, dict[str, Any]]:
