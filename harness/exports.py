@@ -132,12 +132,13 @@ def _lm_document(runs: list[StoredResult]) -> dict[str, Any]:
 def _platform(stored: StoredResult) -> dict[str, Any]:
     p = stored.result.provenance
     dev = p.device
-    # provenance.device_info: "type" is the device string (cpu, cuda, cuda:1); on a GPU "name" is the GPU's
+    # provenance.device_info: "type" is the device string (cpu, cuda, cuda:1) and "name" the CPU's or,
+    # on a GPU, the GPU's (the CPU's name is not recorded then)
     cuda = str(dev.get("type") or "").startswith("cuda")
-    hardware: dict[str, Any] = {"cpu": {"architecture": dev.get("cpu") if cuda else dev.get("name"),
+    hardware: dict[str, Any] = {"cpu": {"architecture": None if cuda else dev.get("name"),
                                         "number of cores": dev.get("cpu_count"), "threads used": dev.get("threads")}}
     if cuda:
-        hardware["gpu"] = {"model": dev.get("name") or dev.get("gpu") or dev.get("device_name") or "cuda"}
+        hardware["gpu"] = {"model": dev.get("name") or "cuda"}
     return {
         "hardware": hardware,
         "operating system": {"kernel": p.platform},

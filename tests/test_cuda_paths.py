@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
+from tiny_models import one_thread, tiny_llama_config  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,7 +122,6 @@ def test_latency_evaluator_refuses_cuda_when_there_is_none(monkeypatch) -> None:
     from harness.kinds import RunContext, get_evaluator
     from harness.llm.models import LoadedModel
     from harness.tasks import get_task
-    from tiny_models import tiny_llama_config
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     loaded = LoadedModel("tiny", tiny_llama_config(1), None)
@@ -189,7 +189,6 @@ def cuda_moves_stay_on_cpu(monkeypatch):
 
 def test_perplexity_sends_each_batch_to_the_requested_device(cuda_moves_stay_on_cpu) -> None:
     from harness.llm.perplexity import window_nll
-    from tiny_models import tiny_llama_config
 
     model = tiny_llama_config(1)
     windows = torch.randint(0, 97, (5, 12), generator=torch.Generator().manual_seed(0))
@@ -213,7 +212,6 @@ def test_calibration_batches_follow_the_models_device(cuda_moves_stay_on_cpu, mo
         return torch.device("cuda", 0)
 
     monkeypatch.setattr(lw, "model_device", on_gpu)
-    from tiny_models import tiny_llama_config
 
     model = tiny_llama_config(2)
     ids = torch.randint(0, 97, (2, 8), generator=torch.Generator().manual_seed(1))
@@ -262,7 +260,6 @@ def test_config_model_is_built_on_the_requested_device(cuda_moves_stay_on_cpu, m
     import transformers
 
     from harness.llm import models
-    from tiny_models import tiny_llama_config
 
     built_under = []
 

@@ -12,7 +12,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 import harness.llm.decode as dec
 from harness.errors import TaskDefinitionError
-from harness.llm.latency import decode_fn, decode_setup
+from harness.llm.latency import decode_fn, decode_setup, random_input_ids
 from tiny_models import one_thread, tiny_llama_config  # noqa: F401  (autouse fixture)
 
 
@@ -27,7 +27,7 @@ def hf_greedy(model, prompt: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def prompt(batch: int, length: int, seed: int, vocab: int = 97) -> torch.Tensor:
-    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+    return random_input_ids(vocab, batch, length, seed, "cpu")
 
 
 @pytest.fixture(scope="module")

@@ -179,7 +179,7 @@ def stopword_list(stops: str) -> list[str]:
 def tokenize(text: str, stemmer: str) -> list[str]:
     import pyterrier_pisa
 
-    return list(pyterrier_pisa.tokenize(text, "none" if stemmer == "none" else stemmer))
+    return list(pyterrier_pisa.tokenize(text, stemmer))
 
 
 def stem(word: str, stemmer: str) -> str:
