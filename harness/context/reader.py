@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.llm.decode import cache_keyword
-from harness.llm.latency import returned_cache
+from harness.llm.latency import cache_keyword, returned_cache
 
 PROMPT = "{context}\nQuestion: {question}\nAnswer:"
 

@@ -43,6 +43,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.llm.latency import cache_keyword, forward_params
+
 # none: eager; default / reduce-overhead: torch.compile modes (reduce-overhead: Inductor + CUDA graphs);
 # cuda-graph: the eager step captured as one torch.cuda.CUDAGraph (no compilation; CUDA only)
 COMPILE_MODES = ("none", "default", "reduce-overhead", "cuda-graph")
@@ -171,18 +173,6 @@ def bandwidth_bound(*, weight_bytes: int, kv_bytes_per_pos: int, batch_size: int
 # the static decode loop
 
 
-def _forward_params(model: nn.Module) -> set[str]:
-    try:
-        return set(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError):
-        return set()
-
-
-def cache_keyword(model: nn.Module) -> str:
-    """The forward keyword for the KV cache: ``cache`` (transformers 5.x) or ``past_key_values``."""
-    return "cache" if "cache" in _forward_params(model) else "past_key_values"
-
-
 def make_static_cache(model: nn.Module, batch_size: int, max_cache_len: int) -> Any:
     """A ``transformers.StaticCache`` for ``max_cache_len`` positions, built with the keywords this
     transformers version takes (5.x allocates lazily at the first update, 4.x up front)."""
@@ -261,7 +251,7 @@ class StaticDecoder:
         self.max_cache_len = max_cache_len
         self.compile_mode = compile_mode
         self.cache = make_static_cache(model, batch_size, max_cache_len)
-        params = _forward_params(model)
+        params = forward_params(model)
         self._cache_kw = cache_keyword(model)
         self._cache_position = "cache_position" in params  # transformers 4.x
         self._logits_to_keep = "logits_to_keep" in params

@@ -154,11 +154,22 @@ def random_input_ids(vocab_size: int, batch: int, seqlen: int, seed: int, device
     return torch.randint(0, vocab_size, (batch, seqlen), generator=g).to(device)
 
 
-def accepts_logits_to_keep(model: nn.Module) -> bool:
+def forward_params(model: nn.Module) -> set[str]:
+    """The parameter names of ``model.forward`` (empty when its signature cannot be read): what a
+    call may pass differs across transformers versions."""
     try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
+        return set(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
-        return False
+        return set()
+
+
+def accepts_logits_to_keep(model: nn.Module) -> bool:
+    return "logits_to_keep" in forward_params(model)
+
+
+def cache_keyword(model: nn.Module) -> str:
+    """The forward keyword for the KV cache: ``cache`` (transformers 5.x) or ``past_key_values``."""
+    return "cache" if "cache" in forward_params(model) else "past_key_values"
 
 
 def prefill_fn(model: nn.Module, input_ids: torch.Tensor) -> Callable[[], Any]:
@@ -200,8 +211,6 @@ def decode_fn(model: nn.Module, new_tokens: int) -> Callable[[tuple[Any, torch.T
     """Timed part of a decode measurement: ``new_tokens`` greedy steps of one token each with the
     KV cache (``model(next, cache=cache, use_cache=True)``; ``past_key_values=`` before
     transformers 5); returns the tokens."""
-    from harness.llm.decode import cache_keyword
-
     kw = cache_keyword(model)
 
     @torch.inference_mode()

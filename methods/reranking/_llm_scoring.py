@@ -63,15 +63,6 @@ def _device(model: Any) -> Any:
     return next(model.parameters()).device
 
 
-def _accepts_logits_to_keep(model: Any) -> bool:
-    import inspect
-
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _forward_last(model: Any, seqs: list[list[int]], pad: int, keep: int) -> Any:
     """Logits of the last ``keep`` positions of each sequence, shape [batch, keep, vocab] (float32).
 
@@ -80,6 +71,8 @@ def _forward_last(model: Any, seqs: list[list[int]], pad: int, keep: int) -> Any
     unpadded; only the kept positions go through the output layer when the model allows it.
     """
     import torch
+
+    from harness.llm.latency import accepts_logits_to_keep
 
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
@@ -90,7 +83,7 @@ def _forward_last(model: Any, seqs: list[list[int]], pad: int, keep: int) -> Any
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     device = _device(model)
     kwargs: dict[str, Any] = dict(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device))
-    if _accepts_logits_to_keep(model):
+    if accepts_logits_to_keep(model):
         kwargs["logits_to_keep"] = keep
     logits = model(**kwargs).logits
     return logits[:, -keep:].float()
