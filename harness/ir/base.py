@@ -82,7 +82,9 @@ class RetrievalMethod(_IRMethod):
     num_results: int = 1000  # depth of the run the transformer returns
 
     def set_depth(self, depth: int) -> None:
-        """Retrieve exactly ``depth`` documents per topic (the task's cut-off)."""
+        """Retrieve exactly ``depth`` documents per topic (the task's cut-off), after
+        :meth:`check_depth` accepts it for this method's parameters."""
+        self.check_depth(self.params, int(depth))
         self.num_results = int(depth)
 
     def timing_transformer(self, k: int) -> Any:

@@ -332,10 +332,6 @@ class PisaExpansion(RetrievalMethod):
     def check_depth(cls, params: Any, depth: int) -> None:
         check_depth(cls.method_name, params.fb_docs, depth)
 
-    def set_depth(self, depth: int) -> None:
-        self.check_depth(self.params, int(depth))
-        super().set_depth(depth)
-
     def index(self, corpus: Corpus) -> None:
         import pyterrier_pisa as pisa
 
